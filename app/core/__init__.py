@@ -1,0 +1,1 @@
+"""The pure core: standard library only. No Flask, SQLAlchemy, RQ, requests or connectors here."""

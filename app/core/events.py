@@ -1,0 +1,154 @@
+"""Domain events: past tense, frozen, each with a key that makes recording it idempotent."""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+from datetime import datetime
+from decimal import Decimal
+from typing import Any
+
+from app.core.model import RefundLine, Tracking
+
+
+@dataclass(frozen=True)
+class DomainEvent:
+    shop_id: int
+    occurred_at: datetime
+
+    @property
+    def key(self) -> str:
+        raise NotImplementedError
+
+    @property
+    def name(self) -> str:
+        return type(self).__name__
+
+    def payload(self) -> dict[str, Any]:
+        def plain(value: Any) -> Any:
+            if isinstance(value, Decimal):
+                return str(value)
+            if isinstance(value, datetime):
+                return value.isoformat()
+            if isinstance(value, dict):
+                return {k: plain(v) for k, v in value.items()}
+            if isinstance(value, list | tuple):
+                return [plain(v) for v in value]
+            return value
+
+        data = asdict(self)
+        data.pop("shop_id")
+        return {k: plain(v) for k, v in data.items()}
+
+
+@dataclass(frozen=True)
+class OrderEvent(DomainEvent):
+    order_id: str
+    customer_id: str | None
+
+
+@dataclass(frozen=True)
+class OrderPlaced(OrderEvent):
+    total: Decimal
+    currency: str
+
+    @property
+    def key(self) -> str:
+        return f"order:{self.order_id}:placed"
+
+
+@dataclass(frozen=True)
+class OrderPaid(OrderEvent):
+    total: Decimal
+    currency: str
+
+    @property
+    def key(self) -> str:
+        return f"order:{self.order_id}:paid"
+
+
+@dataclass(frozen=True)
+class OrderFulfilled(OrderEvent):
+    fulfillment_id: str
+    tracking: Tracking
+
+    @property
+    def key(self) -> str:
+        return f"order:{self.order_id}:fulfilled:{self.fulfillment_id}"
+
+
+@dataclass(frozen=True)
+class OrderDelivered(OrderEvent):
+    fulfillment_id: str
+    estimated: bool = False
+
+    @property
+    def key(self) -> str:
+        return f"order:{self.order_id}:delivered:{self.fulfillment_id}"
+
+
+@dataclass(frozen=True)
+class OrderCancelled(OrderEvent):
+    @property
+    def key(self) -> str:
+        return f"order:{self.order_id}:cancelled"
+
+
+@dataclass(frozen=True)
+class OrderRefunded(OrderEvent):
+    refund_id: str
+    amount: Decimal
+    currency: str
+    lines: tuple[RefundLine, ...]
+
+    @property
+    def key(self) -> str:
+        return f"order:{self.order_id}:refund:{self.refund_id}"
+
+
+@dataclass(frozen=True)
+class CustomerUpserted(DomainEvent):
+    customer_id: str
+    version: str
+
+    @property
+    def key(self) -> str:
+        return f"customer:{self.customer_id}:{self.version}"
+
+
+@dataclass(frozen=True)
+class CheckoutUpdated(DomainEvent):
+    checkout_id: str
+    customer_id: str | None
+    completed: bool
+
+    @property
+    def key(self) -> str:
+        return f"checkout:{self.checkout_id}:{self.occurred_at.isoformat()}"
+
+
+@dataclass(frozen=True)
+class CustomerDataRequested(DomainEvent):
+    request_id: str
+    customer_id: str
+
+    @property
+    def key(self) -> str:
+        return f"data_request:{self.request_id}"
+
+
+@dataclass(frozen=True)
+class CustomerRedacted(DomainEvent):
+    customer_id: str
+
+    @property
+    def key(self) -> str:
+        return f"customer:{self.customer_id}:redacted"
+
+
+@dataclass(frozen=True)
+class AppUninstalled(DomainEvent):
+    installed_at: datetime
+
+    @property
+    def key(self) -> str:
+        return f"shop:uninstalled:{self.installed_at.isoformat()}"

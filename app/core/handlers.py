@@ -1,0 +1,136 @@
+"""The service layer: one handler a command, each opening the unit of work, acting, committing."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+
+from app.core import commands as c
+from app.core.events import (
+    AppUninstalled,
+    CheckoutUpdated,
+    CustomerDataRequested,
+    CustomerRedacted,
+    CustomerUpserted,
+    DomainEvent,
+)
+from app.core.model import CustomerRecord, merge_checkout, merge_customer, merge_order, redact
+from app.core.orders import fulfillment_events, order_events, refund_events
+from app.core.ports import Clock, UnitOfWork
+
+
+class OrderNotYetKnown(Exception):
+    """A fulfillment or refund came before its order; the delivery is retried later."""
+
+
+def _record(uow: UnitOfWork, events: list[DomainEvent]) -> list[DomainEvent]:
+    return [e for e in events if uow.events.record(e)]
+
+
+def _observe_customer(uow: UnitOfWork, shop_id: int, incoming: CustomerRecord) -> list[DomainEvent]:
+    current = uow.customers.get(shop_id, incoming.external_id)
+    merged = merge_customer(current, incoming)
+    if merged is current:
+        return []
+    uow.customers.save(shop_id, merged)
+    version = incoming.updated_at.isoformat()
+    return _record(uow, [CustomerUpserted(shop_id, incoming.updated_at, incoming.external_id, version)])
+
+
+def observe_order(cmd: c.ObserveOrder, uow: UnitOfWork, clock: Clock) -> list[DomainEvent]:
+    with uow:
+        new = _observe_customer(uow, cmd.shop_id, cmd.customer) if cmd.customer else []
+        order = cmd.order
+        customer = uow.customers.get(cmd.shop_id, order.customer_id) if order.customer_id else None
+        if customer is not None and customer.redacted:
+            order = replace(order, email=None)
+        uow.orders.save(cmd.shop_id, merge_order(uow.orders.get(cmd.shop_id, order.external_id), order))
+        new += _record(uow, list(order_events(cmd.shop_id, order)))
+        uow.commit()
+    return new
+
+
+def observe_fulfillment(cmd: c.ObserveFulfillment, uow: UnitOfWork, clock: Clock) -> list[DomainEvent]:
+    with uow:
+        current = uow.orders.get(cmd.shop_id, cmd.order_id)
+        if current is None:
+            raise OrderNotYetKnown(cmd.order_id)
+        uow.orders.save(cmd.shop_id, merge_order(current, replace(current, fulfillments=(cmd.fulfillment,))))
+        new = _record(uow, list(fulfillment_events(cmd.shop_id, cmd.order_id, current.customer_id, cmd.fulfillment)))
+        uow.commit()
+    return new
+
+
+def observe_refund(cmd: c.ObserveRefund, uow: UnitOfWork, clock: Clock) -> list[DomainEvent]:
+    with uow:
+        current = uow.orders.get(cmd.shop_id, cmd.order_id)
+        if current is None:
+            raise OrderNotYetKnown(cmd.order_id)
+        uow.orders.save(cmd.shop_id, merge_order(current, replace(current, refunds=(cmd.refund,))))
+        events = refund_events(cmd.shop_id, cmd.order_id, current.customer_id, current.currency, cmd.refund)
+        new = _record(uow, list(events))
+        uow.commit()
+    return new
+
+
+def observe_customer(cmd: c.ObserveCustomer, uow: UnitOfWork, clock: Clock) -> list[DomainEvent]:
+    with uow:
+        new = _observe_customer(uow, cmd.shop_id, cmd.customer)
+        uow.commit()
+    return new
+
+
+def observe_checkout(cmd: c.ObserveCheckout, uow: UnitOfWork, clock: Clock) -> list[DomainEvent]:
+    with uow:
+        new = _observe_customer(uow, cmd.shop_id, cmd.customer) if cmd.customer else []
+        checkout = cmd.checkout
+        uow.checkouts.save(cmd.shop_id, merge_checkout(uow.checkouts.get(cmd.shop_id, checkout.external_id), checkout))
+        event = CheckoutUpdated(
+            cmd.shop_id, checkout.updated_at, checkout.external_id, checkout.customer_id, checkout.completed_at is not None
+        )
+        new += _record(uow, [event])
+        uow.commit()
+    return new
+
+
+def export_customer_data(cmd: c.ExportCustomerData, uow: UnitOfWork, clock: Clock) -> list[DomainEvent]:
+    with uow:
+        customer = uow.customers.get(cmd.shop_id, cmd.customer_id)
+        orders = uow.orders.of_customer(cmd.shop_id, cmd.customer_id)
+        wanted = set(cmd.order_ids)
+        orders += [o for i in wanted - {o.external_id for o in orders} if (o := uow.orders.get(cmd.shop_id, i))]
+        content = {"customer": customer, "orders": sorted(orders, key=lambda o: o.external_id)}
+        uow.exports.add(cmd.shop_id, cmd.request_id, cmd.customer_id, content)
+        new = _record(uow, [CustomerDataRequested(cmd.shop_id, clock.now(), cmd.request_id, cmd.customer_id)])
+        uow.commit()
+    return new
+
+
+def redact_customer(cmd: c.RedactCustomer, uow: UnitOfWork, clock: Clock) -> list[DomainEvent]:
+    with uow:
+        now = clock.now()
+        current = uow.customers.get(cmd.shop_id, cmd.customer_id)
+        uow.customers.save(cmd.shop_id, redact(current or CustomerRecord(cmd.customer_id, now)))
+        uow.orders.forget_email(cmd.shop_id, cmd.customer_id, cmd.order_ids)
+        uow.checkouts.forget_customer(cmd.shop_id, cmd.customer_id)
+        new = _record(uow, [CustomerRedacted(cmd.shop_id, now, cmd.customer_id)])
+        uow.commit()
+    return new
+
+
+def redact_shop(cmd: c.RedactShop, uow: UnitOfWork, clock: Clock) -> list[DomainEvent]:
+    with uow:
+        uow.shops.delete_everything(cmd.shop_id)
+        uow.commit()
+    return []
+
+
+def uninstall_app(cmd: c.UninstallApp, uow: UnitOfWork, clock: Clock) -> list[DomainEvent]:
+    with uow:
+        shop = uow.shops.get(cmd.shop_id)
+        if shop is None or not shop.installed:
+            return []
+        now = clock.now()
+        uow.shops.mark_uninstalled(cmd.shop_id, now)
+        new = _record(uow, [AppUninstalled(cmd.shop_id, now, shop.installed_at or now)])
+        uow.commit()
+    return new

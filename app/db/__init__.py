@@ -1,0 +1,1 @@
+"""The database layer: typed mappings, repositories and the unit of work."""

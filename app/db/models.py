@@ -1,0 +1,275 @@
+"""SQLAlchemy 2 typed mappings. Every table carries shop_id and every query is scoped by it."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from decimal import Decimal
+from typing import Any
+
+from sqlalchemy import (
+    JSON,
+    BigInteger,
+    DateTime,
+    ForeignKey,
+    Index,
+    Integer,
+    LargeBinary,
+    MetaData,
+    Numeric,
+    String,
+    Text,
+    UniqueConstraint,
+)
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+from sqlalchemy.types import TypeDecorator
+
+NAMING = {
+    "ix": "ix_%(column_0_label)s",
+    "uq": "uq_%(table_name)s_%(column_0_N_name)s",
+    "ck": "ck_%(table_name)s_%(constraint_name)s",
+    "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+    "pk": "pk_%(table_name)s",
+}
+
+Money = Numeric(14, 4)
+Id = BigInteger().with_variant(Integer(), "sqlite")
+
+
+class UtcDateTime(TypeDecorator[datetime]):
+    """Aware datetimes in, aware UTC datetimes out, on every backend (SQLite keeps no zone)."""
+
+    impl = DateTime(timezone=True)
+    cache_ok = True
+
+    def process_bind_param(self, value: datetime | None, dialect: Any) -> datetime | None:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            raise ValueError("naive datetime given to the database")
+        return value.astimezone(UTC)
+
+    def process_result_value(self, value: datetime | None, dialect: Any) -> datetime | None:
+        if value is not None and value.tzinfo is None:
+            return value.replace(tzinfo=UTC)
+        return value
+
+
+def utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+class Base(DeclarativeBase):
+    metadata = MetaData(naming_convention=NAMING)
+    type_annotation_map = {datetime: UtcDateTime(), Decimal: Money, dict[str, Any]: JSON}
+
+
+class Shop(Base):
+    __tablename__ = "shops"
+    __table_args__ = (UniqueConstraint("platform", "domain"),)
+
+    id: Mapped[int] = mapped_column(Id, primary_key=True)
+    platform: Mapped[str] = mapped_column(String(20))
+    domain: Mapped[str] = mapped_column(String(255))
+    name: Mapped[str | None] = mapped_column(String(255))
+    currency: Mapped[str] = mapped_column(String(3), default="USD")
+    timezone: Mapped[str] = mapped_column(String(64), default="UTC")
+    locale: Mapped[str] = mapped_column(String(16), default="en")
+    scopes: Mapped[str | None] = mapped_column(Text)
+    access_token: Mapped[bytes | None] = mapped_column(LargeBinary)  # encrypted
+    access_expires_at: Mapped[datetime | None]
+    refresh_token: Mapped[bytes | None] = mapped_column(LargeBinary)  # encrypted
+    refresh_expires_at: Mapped[datetime | None]
+    installed_at: Mapped[datetime | None]
+    uninstalled_at: Mapped[datetime | None]
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+    @property
+    def installed(self) -> bool:
+        return self.installed_at is not None and self.uninstalled_at is None
+
+
+class Customer(Base):
+    __tablename__ = "customers"
+    __table_args__ = (UniqueConstraint("shop_id", "external_id"),)
+
+    id: Mapped[int] = mapped_column(Id, primary_key=True)
+    shop_id: Mapped[int] = mapped_column(ForeignKey("shops.id", ondelete="CASCADE"))
+    external_id: Mapped[str] = mapped_column(String(64))
+    email: Mapped[str | None] = mapped_column(String(320))
+    phone: Mapped[str | None] = mapped_column(String(32))
+    first_name: Mapped[str | None] = mapped_column(String(255))
+    last_name: Mapped[str | None] = mapped_column(String(255))
+    locale: Mapped[str | None] = mapped_column(String(16))
+    accepts_email_marketing: Mapped[bool] = mapped_column(default=False)
+    accepts_sms_marketing: Mapped[bool] = mapped_column(default=False)
+    consent_updated_at: Mapped[datetime | None]
+    preferred_channel: Mapped[str] = mapped_column(String(16), default="email")
+    redacted_at: Mapped[datetime | None]
+    external_updated_at: Mapped[datetime]
+
+
+class Product(Base):
+    __tablename__ = "products"
+    __table_args__ = (UniqueConstraint("shop_id", "external_id"),)
+
+    id: Mapped[int] = mapped_column(Id, primary_key=True)
+    shop_id: Mapped[int] = mapped_column(ForeignKey("shops.id", ondelete="CASCADE"))
+    external_id: Mapped[str] = mapped_column(String(64))
+    title: Mapped[str] = mapped_column(String(255))
+
+
+class Order(Base):
+    __tablename__ = "orders"
+    __table_args__ = (UniqueConstraint("shop_id", "external_id"), Index(None, "shop_id", "created_at"))
+
+    id: Mapped[int] = mapped_column(Id, primary_key=True)
+    shop_id: Mapped[int] = mapped_column(ForeignKey("shops.id", ondelete="CASCADE"))
+    external_id: Mapped[str] = mapped_column(String(64))
+    name: Mapped[str] = mapped_column(String(64), default="")
+    customer_external_id: Mapped[str | None] = mapped_column(String(64), index=True)
+    email: Mapped[str | None] = mapped_column(String(320))
+    currency: Mapped[str] = mapped_column(String(3))
+    subtotal: Mapped[Decimal]
+    total: Mapped[Decimal]
+    total_tax: Mapped[Decimal]
+    total_shipping: Mapped[Decimal]
+    total_discounts: Mapped[Decimal]
+    refunded_amount: Mapped[Decimal]
+    payment_status: Mapped[str] = mapped_column(String(24))
+    status: Mapped[str] = mapped_column(String(24))
+    created_at: Mapped[datetime]
+    processed_at: Mapped[datetime | None]
+    cancelled_at: Mapped[datetime | None]
+    external_updated_at: Mapped[datetime]
+
+
+class OrderLine(Base):
+    __tablename__ = "order_lines"
+    __table_args__ = (UniqueConstraint("shop_id", "order_id", "external_id"),)
+
+    id: Mapped[int] = mapped_column(Id, primary_key=True)
+    shop_id: Mapped[int] = mapped_column(ForeignKey("shops.id", ondelete="CASCADE"))
+    order_id: Mapped[int] = mapped_column(ForeignKey("orders.id", ondelete="CASCADE"))
+    external_id: Mapped[str] = mapped_column(String(64))
+    product_external_id: Mapped[str | None] = mapped_column(String(64))
+    variant_external_id: Mapped[str | None] = mapped_column(String(64))
+    sku: Mapped[str | None] = mapped_column(String(255))
+    title: Mapped[str] = mapped_column(String(255))
+    quantity: Mapped[int]
+    price: Mapped[Decimal]
+    total_discount: Mapped[Decimal]
+
+
+class Fulfillment(Base):
+    __tablename__ = "fulfillments"
+    __table_args__ = (UniqueConstraint("shop_id", "external_id"),)
+
+    id: Mapped[int] = mapped_column(Id, primary_key=True)
+    shop_id: Mapped[int] = mapped_column(ForeignKey("shops.id", ondelete="CASCADE"))
+    order_id: Mapped[int] = mapped_column(ForeignKey("orders.id", ondelete="CASCADE"))
+    external_id: Mapped[str] = mapped_column(String(64))
+    status: Mapped[str] = mapped_column(String(24))
+    shipment_status: Mapped[str | None] = mapped_column(String(32))
+    tracking_company: Mapped[str | None] = mapped_column(String(255))
+    tracking_number: Mapped[str | None] = mapped_column(String(255))
+    tracking_url: Mapped[str | None] = mapped_column(Text)
+    estimated: Mapped[bool] = mapped_column(default=False)
+    created_at: Mapped[datetime]
+    external_updated_at: Mapped[datetime]
+
+
+class Refund(Base):
+    __tablename__ = "refunds"
+    __table_args__ = (UniqueConstraint("shop_id", "external_id"),)
+
+    id: Mapped[int] = mapped_column(Id, primary_key=True)
+    shop_id: Mapped[int] = mapped_column(ForeignKey("shops.id", ondelete="CASCADE"))
+    order_id: Mapped[int] = mapped_column(ForeignKey("orders.id", ondelete="CASCADE"))
+    external_id: Mapped[str] = mapped_column(String(64))
+    amount: Mapped[Decimal]
+    lines: Mapped[dict[str, Any]]
+    created_at: Mapped[datetime]
+
+
+class Checkout(Base):
+    __tablename__ = "checkouts"
+    __table_args__ = (UniqueConstraint("shop_id", "external_id"),)
+
+    id: Mapped[int] = mapped_column(Id, primary_key=True)
+    shop_id: Mapped[int] = mapped_column(ForeignKey("shops.id", ondelete="CASCADE"))
+    external_id: Mapped[str] = mapped_column(String(64))
+    customer_external_id: Mapped[str | None] = mapped_column(String(64))
+    email: Mapped[str | None] = mapped_column(String(320))
+    currency: Mapped[str] = mapped_column(String(3))
+    total: Mapped[Decimal]
+    recovery_url: Mapped[str | None] = mapped_column(Text)
+    lines: Mapped[dict[str, Any]]
+    completed_at: Mapped[datetime | None]
+    external_updated_at: Mapped[datetime]
+
+
+class InboxRow(Base):
+    """One received webhook delivery, stored before anything else happens to it."""
+
+    __tablename__ = "inbox"
+    __table_args__ = (
+        UniqueConstraint("shop_id", "topic", "event_id"),
+        Index(None, "status", "next_attempt_at"),
+        Index(None, "shop_id", "received_at"),
+    )
+
+    id: Mapped[int] = mapped_column(Id, primary_key=True)
+    shop_id: Mapped[int] = mapped_column(ForeignKey("shops.id", ondelete="CASCADE"))
+    platform: Mapped[str] = mapped_column(String(20))
+    topic: Mapped[str] = mapped_column(String(64))
+    event_id: Mapped[str] = mapped_column(String(128))
+    body: Mapped[bytes] = mapped_column(LargeBinary)
+    received_at: Mapped[datetime] = mapped_column(default=utcnow)
+    status: Mapped[str] = mapped_column(String(16), default="pending")  # pending/processing/done/parked/ignored
+    attempts: Mapped[int] = mapped_column(default=0)
+    lease_until: Mapped[datetime | None]
+    next_attempt_at: Mapped[datetime | None]
+    processed_at: Mapped[datetime | None]
+    last_error: Mapped[str | None] = mapped_column(Text)
+
+
+class EventRow(Base):
+    """A domain event, recorded once per key: what later capabilities (journeys, loyalty) react to."""
+
+    __tablename__ = "domain_events"
+    __table_args__ = (UniqueConstraint("shop_id", "key"), Index(None, "shop_id", "id"))
+
+    id: Mapped[int] = mapped_column(Id, primary_key=True)
+    shop_id: Mapped[int] = mapped_column(ForeignKey("shops.id", ondelete="CASCADE"))
+    key: Mapped[str] = mapped_column(String(255))
+    type: Mapped[str] = mapped_column(String(64))
+    payload: Mapped[dict[str, Any]]
+    occurred_at: Mapped[datetime]
+    recorded_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class DataExport(Base):
+    __tablename__ = "data_exports"
+    __table_args__ = (UniqueConstraint("shop_id", "request_id"),)
+
+    id: Mapped[int] = mapped_column(Id, primary_key=True)
+    shop_id: Mapped[int] = mapped_column(ForeignKey("shops.id", ondelete="CASCADE"))
+    request_id: Mapped[str] = mapped_column(String(64))
+    customer_external_id: Mapped[str] = mapped_column(String(64))
+    content: Mapped[dict[str, Any]]
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class InstallNonce(Base):
+    """A single-use OAuth state. Keyed by shop domain: no shop row exists before the install."""
+
+    __tablename__ = "install_nonces"
+
+    nonce: Mapped[str] = mapped_column(String(64), primary_key=True)
+    platform: Mapped[str] = mapped_column(String(20))
+    shop_domain: Mapped[str] = mapped_column(String(255))
+    expires_at: Mapped[datetime]
+    used_at: Mapped[datetime | None]
+
+
+SHOP_TABLES = [DataExport, EventRow, InboxRow, Checkout, Refund, Fulfillment, OrderLine, Order, Product, Customer]

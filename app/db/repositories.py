@@ -1,0 +1,227 @@
+"""Repositories: rows <-> the core's records, every query scoped by shop_id."""
+
+from __future__ import annotations
+
+import dataclasses
+from datetime import datetime
+from decimal import Decimal
+from typing import Any
+
+from sqlalchemy import delete, select, update
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session
+
+from app.core import model as m
+from app.core.events import DomainEvent
+from app.core.ports import ShopState
+from app.db import models as t
+
+
+def _lines_json(lines: tuple[m.OrderLine, ...] | tuple[m.RefundLine, ...]) -> dict[str, Any]:
+    return {"lines": [{k: str(v) if isinstance(v, Decimal) else v for k, v in dataclasses.asdict(x).items()} for x in lines]}
+
+
+class Orders:
+    def __init__(self, session: Session) -> None:
+        self.s = session
+
+    def _row(self, shop_id: int, external_id: str) -> t.Order | None:
+        q = select(t.Order).where(t.Order.shop_id == shop_id, t.Order.external_id == external_id)
+        return self.s.scalars(q.with_for_update()).one_or_none()
+
+    def _record(self, row: t.Order) -> m.OrderRecord:
+        lines = self.s.scalars(select(t.OrderLine).where(t.OrderLine.shop_id == row.shop_id, t.OrderLine.order_id == row.id))
+        fuls = self.s.scalars(select(t.Fulfillment).where(t.Fulfillment.shop_id == row.shop_id, t.Fulfillment.order_id == row.id))
+        refs = self.s.scalars(select(t.Refund).where(t.Refund.shop_id == row.shop_id, t.Refund.order_id == row.id))
+        return m.OrderRecord(
+            external_id=row.external_id, updated_at=row.external_updated_at, created_at=row.created_at,
+            currency=row.currency, total=row.total, subtotal=row.subtotal, name=row.name,
+            customer_id=row.customer_external_id, email=row.email, total_tax=row.total_tax,
+            total_shipping=row.total_shipping, total_discounts=row.total_discounts,
+            payment=m.PaymentStatus(row.payment_status), processed_at=row.processed_at, cancelled_at=row.cancelled_at,
+            lines=tuple(sorted((m.OrderLine(
+                external_id=x.external_id, title=x.title, quantity=x.quantity, price=x.price,
+                total_discount=x.total_discount, product_id=x.product_external_id, variant_id=x.variant_external_id,
+                sku=x.sku) for x in lines), key=lambda x: x.external_id)),
+            fulfillments=tuple(sorted((m.Fulfillment(
+                external_id=f.external_id, updated_at=f.external_updated_at, created_at=f.created_at, status=f.status,
+                shipment_status=f.shipment_status, estimated=f.estimated,
+                tracking=m.Tracking(f.tracking_company, f.tracking_number, f.tracking_url)) for f in fuls),
+                key=lambda f: f.external_id)),
+            refunds=tuple(sorted((m.Refund(
+                external_id=r.external_id, created_at=r.created_at, amount=r.amount,
+                lines=tuple(m.RefundLine(x["line_id"], int(x["quantity"]), Decimal(x["amount"])) for x in r.lines["lines"]))
+                for r in refs), key=lambda r: r.external_id)),
+        )
+
+    def get(self, shop_id: int, external_id: str) -> m.OrderRecord | None:
+        row = self._row(shop_id, external_id)
+        return None if row is None else self._record(row)
+
+    def of_customer(self, shop_id: int, customer_id: str) -> list[m.OrderRecord]:
+        q = select(t.Order).where(t.Order.shop_id == shop_id, t.Order.customer_external_id == customer_id)
+        return [self._record(r) for r in self.s.scalars(q)]
+
+    def save(self, shop_id: int, order: m.OrderRecord) -> None:
+        row = self._row(shop_id, order.external_id)
+        if row is None:
+            row = t.Order(shop_id=shop_id, external_id=order.external_id)
+            self.s.add(row)
+        row.name, row.customer_external_id, row.email = order.name, order.customer_id, order.email
+        row.currency, row.subtotal, row.total = order.currency, order.subtotal, order.total
+        row.total_tax, row.total_shipping, row.total_discounts = order.total_tax, order.total_shipping, order.total_discounts
+        row.refunded_amount, row.payment_status, row.status = order.refunded_amount, order.payment.value, order.status.value
+        row.created_at, row.processed_at, row.cancelled_at = order.created_at, order.processed_at, order.cancelled_at
+        row.external_updated_at = order.updated_at
+        self.s.flush()
+        self.s.execute(delete(t.OrderLine).where(t.OrderLine.shop_id == shop_id, t.OrderLine.order_id == row.id))
+        self.s.add_all(t.OrderLine(
+            shop_id=shop_id, order_id=row.id, external_id=x.external_id, product_external_id=x.product_id,
+            variant_external_id=x.variant_id, sku=x.sku, title=x.title, quantity=x.quantity, price=x.price,
+            total_discount=x.total_discount) for x in order.lines)
+        stored = {f.external_id: f for f in self.s.scalars(
+            select(t.Fulfillment).where(t.Fulfillment.shop_id == shop_id, t.Fulfillment.order_id == row.id))}
+        for f in order.fulfillments:
+            frow = stored.get(f.external_id) or t.Fulfillment(shop_id=shop_id, order_id=row.id, external_id=f.external_id)
+            frow.status, frow.shipment_status, frow.estimated = f.status, f.shipment_status, f.estimated
+            frow.tracking_company, frow.tracking_number, frow.tracking_url = f.tracking.company, f.tracking.number, f.tracking.url
+            frow.created_at, frow.external_updated_at = f.created_at, f.updated_at
+            self.s.add(frow)
+        known = set(self.s.scalars(select(t.Refund.external_id).where(t.Refund.shop_id == shop_id, t.Refund.order_id == row.id)))
+        self.s.add_all(t.Refund(shop_id=shop_id, order_id=row.id, external_id=r.external_id, amount=r.amount,
+                                lines=_lines_json(r.lines), created_at=r.created_at)
+                       for r in order.refunds if r.external_id not in known)
+        self.s.flush()
+
+    def forget_email(self, shop_id: int, customer_id: str, order_ids: tuple[str, ...]) -> None:
+        mine = (t.Order.customer_external_id == customer_id) | t.Order.external_id.in_(order_ids)
+        self.s.execute(update(t.Order).where(t.Order.shop_id == shop_id, mine).values(email=None))
+
+
+class Customers:
+    def __init__(self, session: Session) -> None:
+        self.s = session
+
+    def _row(self, shop_id: int, external_id: str) -> t.Customer | None:
+        q = select(t.Customer).where(t.Customer.shop_id == shop_id, t.Customer.external_id == external_id)
+        return self.s.scalars(q.with_for_update()).one_or_none()
+
+    def get(self, shop_id: int, external_id: str) -> m.CustomerRecord | None:
+        row = self._row(shop_id, external_id)
+        if row is None:
+            return None
+        return m.CustomerRecord(
+            external_id=row.external_id, updated_at=row.external_updated_at, email=row.email, phone=row.phone,
+            first_name=row.first_name, last_name=row.last_name, locale=row.locale,
+            consent=m.Consent(row.accepts_email_marketing, row.accepts_sms_marketing, row.consent_updated_at),
+            preferred_channel=row.preferred_channel, redacted=row.redacted_at is not None,
+        )
+
+    def save(self, shop_id: int, c: m.CustomerRecord) -> None:
+        row = self._row(shop_id, c.external_id)
+        if row is None:
+            row = t.Customer(shop_id=shop_id, external_id=c.external_id)
+            self.s.add(row)
+        row.email, row.phone, row.first_name, row.last_name, row.locale = c.email, c.phone, c.first_name, c.last_name, c.locale
+        row.accepts_email_marketing, row.accepts_sms_marketing = c.consent.email_marketing, c.consent.sms_marketing
+        row.consent_updated_at, row.preferred_channel = c.consent.updated_at, c.preferred_channel
+        row.external_updated_at = c.updated_at
+        if c.redacted and row.redacted_at is None:
+            row.redacted_at = c.updated_at
+        self.s.flush()
+
+
+class Checkouts:
+    def __init__(self, session: Session) -> None:
+        self.s = session
+
+    def _row(self, shop_id: int, external_id: str) -> t.Checkout | None:
+        q = select(t.Checkout).where(t.Checkout.shop_id == shop_id, t.Checkout.external_id == external_id)
+        return self.s.scalars(q.with_for_update()).one_or_none()
+
+    def get(self, shop_id: int, external_id: str) -> m.CheckoutRecord | None:
+        row = self._row(shop_id, external_id)
+        if row is None:
+            return None
+        lines = tuple(m.OrderLine(x["external_id"], x["title"], int(x["quantity"]), Decimal(x["price"]),
+                                  Decimal(x["total_discount"]), x["product_id"], x["variant_id"], x["sku"])
+                      for x in row.lines["lines"])
+        return m.CheckoutRecord(
+            external_id=row.external_id, updated_at=row.external_updated_at, currency=row.currency, total=row.total,
+            email=row.email, customer_id=row.customer_external_id, recovery_url=row.recovery_url,
+            completed_at=row.completed_at, lines=lines,
+        )
+
+    def save(self, shop_id: int, c: m.CheckoutRecord) -> None:
+        row = self._row(shop_id, c.external_id)
+        if row is None:
+            row = t.Checkout(shop_id=shop_id, external_id=c.external_id)
+            self.s.add(row)
+        row.customer_external_id, row.email, row.currency, row.total = c.customer_id, c.email, c.currency, c.total
+        row.recovery_url, row.lines, row.completed_at = c.recovery_url, _lines_json(c.lines), c.completed_at
+        row.external_updated_at = c.updated_at
+        self.s.flush()
+
+    def forget_customer(self, shop_id: int, customer_id: str) -> None:
+        q = update(t.Checkout).where(t.Checkout.shop_id == shop_id, t.Checkout.customer_external_id == customer_id)
+        self.s.execute(q.values(email=None, recovery_url=None))
+
+
+class Events:
+    def __init__(self, session: Session) -> None:
+        self.s = session
+
+    def record(self, event: DomainEvent) -> bool:
+        exists = select(t.EventRow.id).where(t.EventRow.shop_id == event.shop_id, t.EventRow.key == event.key)
+        if self.s.scalar(exists) is not None:
+            return False
+        try:
+            with self.s.begin_nested():
+                self.s.add(t.EventRow(shop_id=event.shop_id, key=event.key, type=event.name,
+                                      payload=event.payload(), occurred_at=event.occurred_at))
+        except IntegrityError:
+            return False
+        return True
+
+
+class Shops:
+    def __init__(self, session: Session) -> None:
+        self.s = session
+
+    def get(self, shop_id: int) -> ShopState | None:
+        row = self.s.get(t.Shop, shop_id)
+        return None if row is None else ShopState(row.id, row.domain, row.installed, row.installed_at)
+
+    def mark_uninstalled(self, shop_id: int, at: datetime) -> None:
+        self.s.execute(update(t.Shop).where(t.Shop.id == shop_id).values(
+            uninstalled_at=at, access_token=None, refresh_token=None, access_expires_at=None, refresh_expires_at=None))
+
+    def delete_everything(self, shop_id: int) -> None:
+        for table in t.SHOP_TABLES:
+            self.s.execute(delete(table).where(table.shop_id == shop_id))
+        self.s.execute(delete(t.Shop).where(t.Shop.id == shop_id))
+
+
+def _plain(value: Any) -> Any:
+    if dataclasses.is_dataclass(value) and not isinstance(value, type):
+        return {f.name: _plain(getattr(value, f.name)) for f in dataclasses.fields(value)}
+    if isinstance(value, list | tuple):
+        return [_plain(v) for v in value]
+    if isinstance(value, dict):
+        return {k: _plain(v) for k, v in value.items()}
+    if isinstance(value, Decimal):
+        return str(value)
+    if isinstance(value, datetime):
+        return value.isoformat()
+    return value
+
+
+class Exports:
+    def __init__(self, session: Session) -> None:
+        self.s = session
+
+    def add(self, shop_id: int, request_id: str, customer_id: str, content: dict[str, Any]) -> None:
+        q = select(t.DataExport.id).where(t.DataExport.shop_id == shop_id, t.DataExport.request_id == request_id)
+        if self.s.scalar(q) is None:
+            self.s.add(t.DataExport(shop_id=shop_id, request_id=request_id, customer_external_id=customer_id,
+                                    content=_plain(content)))

@@ -1,0 +1,43 @@
+"""The SQLAlchemy unit of work: one session, one transaction, the repositories the core asks for."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from sqlalchemy.orm import Session, sessionmaker
+
+from app.db import repositories as r
+
+
+class SqlUnitOfWork:
+    def __init__(self, sessions: sessionmaker[Session], on_commit: Callable[[Session], None] | None = None) -> None:
+        self._sessions = sessions
+        self._on_commit = on_commit
+        self.session: Session | None = None
+
+    def __enter__(self) -> SqlUnitOfWork:
+        self.session = s = self._sessions()
+        self.orders = r.Orders(s)
+        self.customers = r.Customers(s)
+        self.checkouts = r.Checkouts(s)
+        self.events = r.Events(s)
+        self.shops = r.Shops(s)
+        self.exports = r.Exports(s)
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        assert self.session is not None
+        self.session.rollback()
+        self.session.close()
+        self.session = None
+
+    def commit(self) -> None:
+        """Commit; the on_commit hook (e.g. marking the inbox row done) joins the same transaction."""
+        assert self.session is not None
+        if self._on_commit is not None:
+            self._on_commit(self.session)
+        self.session.commit()
+
+    def rollback(self) -> None:
+        assert self.session is not None
+        self.session.rollback()

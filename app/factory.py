@@ -1,0 +1,44 @@
+"""create_app(settings=None): config, logging, database, queue, blueprints. Nothing at import time."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from flask import Flask, Response, jsonify
+from werkzeug.exceptions import HTTPException
+
+from app import log
+from app.bootstrap import Container, bootstrap
+from app.config import Settings
+from app.shops import NotInstalled
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def create_app(settings: Settings | None = None, *, container: Container | None = None) -> Flask:
+    settings = settings or Settings.from_env()
+    log.configure(settings.log_level)
+    app = Flask(__name__, static_folder=str(ROOT / "static"), static_url_path="/static")
+    app.config.update(SECRET_KEY=settings.secret_key, MAX_CONTENT_LENGTH=None)
+    app.extensions["encore"] = container or bootstrap(settings)
+
+    from app.web import admin, webhooks
+    from connectors.shopify import routes as shopify_routes
+
+    app.register_blueprint(webhooks.bp)
+    app.register_blueprint(admin.bp)
+    app.register_blueprint(shopify_routes.bp)
+
+    @app.get("/healthz")
+    def healthz() -> Response:
+        return jsonify(ok=True)
+
+    @app.errorhandler(NotInstalled)
+    def not_installed(exc: NotInstalled) -> tuple[Response, int]:
+        return jsonify(error="shop is not installed"), 401
+
+    @app.errorhandler(HTTPException)
+    def http_error(exc: HTTPException) -> tuple[Response, int]:
+        return jsonify(error=exc.description), exc.code or 500
+
+    return app

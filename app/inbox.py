@@ -1,0 +1,195 @@
+"""The inbox: every verified webhook is stored first, then processed exactly once into domain events.
+
+A row moves pending -> processing (leased) -> done | ignored | parked. A crashed worker leaves an expired
+lease; a lost job leaves a pending row; the sweep finds both and enqueues them again. A row that keeps
+failing is parked with its error, visible in the admin and retryable from there.
+"""
+
+from __future__ import annotations
+
+import json
+import random
+import time
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from typing import TYPE_CHECKING
+
+import structlog
+from sqlalchemy import and_, or_, select, text, update
+from sqlalchemy.exc import IntegrityError, OperationalError
+from sqlalchemy.orm import Session
+
+from app.core.handlers import OrderNotYetKnown
+from app.core.messagebus import AFTER_UNINSTALL, handle
+from app.db.models import InboxRow, Shop
+from app.db.uow import SqlUnitOfWork
+from connectors import REGISTRY
+from connectors.base import MalformedPayload
+
+if TYPE_CHECKING:
+    from app.bootstrap import Container
+
+log = structlog.get_logger(__name__)
+
+
+@dataclass(frozen=True)
+class KnownShop:
+    id: int
+    installed: bool
+
+
+class ShopDirectory:
+    """Which shops exist, by platform and domain, cached for a few seconds for the intake's hot path."""
+
+    def __init__(self, container: Container, ttl: float = 5.0) -> None:
+        self.c, self.ttl = container, ttl
+        self._cache: dict[tuple[str, str], tuple[float, KnownShop | None]] = {}
+
+    def find(self, platform: str, domain: str) -> KnownShop | None:
+        key = (platform, domain)
+        hit = self._cache.get(key)
+        now = time.monotonic()
+        if hit and hit[0] > now:
+            return hit[1]
+        with self.c.engine.connect() as conn:
+            row = conn.execute(
+                select(Shop.id, Shop.installed_at, Shop.uninstalled_at)
+                .where(Shop.platform == platform, Shop.domain == domain)).first()
+        shop = None if row is None else KnownShop(row.id, row.installed_at is not None and row.uninstalled_at is None)
+        self._cache[key] = (now + self.ttl, shop)
+        return shop
+
+    def forget(self, platform: str, domain: str) -> None:
+        self._cache.pop((platform, domain), None)
+
+
+_INSERT = text(
+    "INSERT INTO inbox (shop_id, platform, topic, event_id, body, received_at, status, attempts) "
+    "VALUES (:shop_id, :platform, :topic, :event_id, :body, :received_at, 'pending', 0) "
+    "ON CONFLICT (shop_id, topic, event_id) DO NOTHING RETURNING id"
+)
+
+
+def store(c: Container, *, shop_id: int, platform: str, topic: str, event_id: str, body: bytes) -> int | None:
+    """Store one delivery; None when the same event was stored before (a duplicate changes nothing)."""
+    params = {"shop_id": shop_id, "platform": platform, "topic": topic, "event_id": event_id, "body": body,
+              "received_at": datetime.now(UTC)}
+    if c.settings.is_sqlite:
+        params["received_at"] = params["received_at"].isoformat(sep=" ")  # type: ignore[attr-defined]
+    with c.engine.begin() as conn:
+        row_id = conn.execute(_INSERT, params).scalar()
+    if row_id is not None:
+        c.queue.enqueue("process_inbox", int(row_id))
+    return None if row_id is None else int(row_id)
+
+
+def _claim(c: Container, row_id: int, now: datetime) -> InboxRow | None:
+    lease = now + timedelta(seconds=c.settings.inbox_lease_s)
+    claimable = or_(InboxRow.status == "pending", and_(InboxRow.status == "processing", InboxRow.lease_until < now))
+    with c.sessions() as s, s.begin():
+        claimed = s.execute(
+            update(InboxRow).where(InboxRow.id == row_id, claimable)
+            .values(status="processing", lease_until=lease, attempts=InboxRow.attempts + 1)
+        ).rowcount
+        if not claimed:
+            return None
+        return s.get(InboxRow, row_id)
+
+
+def _finish(s: Session, row_id: int, status: str, error: str | None = None) -> None:
+    s.execute(update(InboxRow).where(InboxRow.id == row_id).values(
+        status=status, processed_at=datetime.now(UTC), lease_until=None, last_error=error))
+
+
+def _settle(c: Container, row_id: int, status: str, error: str | None = None) -> None:
+    with c.sessions() as s, s.begin():
+        _finish(s, row_id, status, error)
+
+
+def _retry_later(c: Container, row: InboxRow, error: str) -> str:
+    if row.attempts >= c.settings.inbox_max_attempts:
+        _settle(c, row.id, "parked", error)
+        log.warning("inbox_parked", inbox_id=row.id, shop_id=row.shop_id, topic=row.topic, error=error)
+        return "parked"
+    delay = min(300.0, 2 ** row.attempts) * (0.5 + random.random())
+    with c.sessions() as s, s.begin():
+        s.execute(update(InboxRow).where(InboxRow.id == row.id).values(
+            status="pending", lease_until=None, last_error=error,
+            next_attempt_at=datetime.now(UTC) + timedelta(seconds=delay)))
+    return "retry"
+
+
+def process(c: Container, row_id: int) -> str:
+    """Process one inbox row; returns what became of it (done, ignored, parked, retry, skipped)."""
+    row = _claim(c, row_id, datetime.now(UTC))
+    if row is None:
+        return "skipped"
+    structlog.contextvars.bind_contextvars(shop_id=row.shop_id, platform=row.platform, inbox_id=row.id)
+    try:
+        with c.sessions() as s:
+            shop = s.get(Shop, row.shop_id)
+            installed = shop is not None and shop.installed
+        if shop is None:
+            return "gone"  # the shop was redacted: its rows went with it
+        try:
+            commands = REGISTRY[row.platform].translate(row.shop_id, row.topic, json.loads(row.body))
+        except (MalformedPayload, ValueError, UnicodeDecodeError) as exc:
+            _settle(c, row.id, "parked", f"malformed payload: {exc}")
+            log.warning("inbox_malformed", topic=row.topic, error=str(exc))
+            return "parked"
+        if not installed and not all(isinstance(cmd, AFTER_UNINSTALL) for cmd in commands):
+            _settle(c, row.id, "ignored", "shop has uninstalled Encore")
+            return "ignored"
+        for cmd in commands:
+            handle(cmd, SqlUnitOfWork(c.sessions, on_commit=lambda s: _finish(s, row.id, "done")), c.clock)
+        if any(type(cmd).__name__ == "RedactShop" for cmd in commands):
+            c.shops.forget(row.platform, shop.domain)
+            return "done"
+        with c.sessions() as s, s.begin():  # a handler with nothing to change commits nothing
+            s.execute(update(InboxRow).where(InboxRow.id == row.id, InboxRow.status == "processing").values(
+                status="done", processed_at=datetime.now(UTC), lease_until=None, last_error=None))
+        return "done"
+    except OrderNotYetKnown as exc:
+        return _retry_later(c, row, f"order {exc} not received yet")
+    except (IntegrityError, OperationalError) as exc:
+        return _retry_later(c, row, f"database: {exc.__class__.__name__}: {str(exc)[:300]}")
+    except Exception as exc:
+        log.exception("inbox_failed", topic=row.topic)
+        return _retry_later(c, row, f"{exc.__class__.__name__}: {exc}")
+    finally:
+        structlog.contextvars.unbind_contextvars("shop_id", "platform", "inbox_id")
+
+
+def sweep(c: Container, *, grace_s: float = 30.0, limit: int = 1000) -> int:
+    """Enqueue rows a lost job or a dead worker left behind; returns how many."""
+    now = datetime.now(UTC)
+    stale = now - timedelta(seconds=grace_s)
+    due = or_(
+        and_(InboxRow.status == "pending", InboxRow.next_attempt_at.is_(None), InboxRow.received_at < stale),
+        and_(InboxRow.status == "pending", InboxRow.next_attempt_at <= now),
+        and_(InboxRow.status == "processing", InboxRow.lease_until < now),
+    )
+    with c.engine.connect() as conn:
+        ids = list(conn.execute(select(InboxRow.id).where(due).order_by(InboxRow.id).limit(limit)).scalars())
+    for row_id in ids:
+        c.queue.enqueue("process_inbox", row_id)
+    if ids:
+        log.info("inbox_swept", count=len(ids))
+    return len(ids)
+
+
+def retry_parked(c: Container, shop_id: int, row_id: int) -> bool:
+    """Staff asked to try a parked row again."""
+    with c.sessions() as s, s.begin():
+        changed = s.execute(update(InboxRow).where(
+            InboxRow.id == row_id, InboxRow.shop_id == shop_id, InboxRow.status == "parked"
+        ).values(status="pending", attempts=0, next_attempt_at=None, last_error=None)).rowcount
+    if changed:
+        c.queue.enqueue("process_inbox", row_id)
+    return bool(changed)
+
+
+def record_unknown_topic(platform: str, topic: str) -> None:
+    log.info("webhook_topic_ignored", platform=platform, topic=topic)
+
+

@@ -1,0 +1,14 @@
+"""RQ entry points: ids in, a few lines each; the work lives in the modules they call."""
+
+from __future__ import annotations
+
+from app import inbox
+from app.bootstrap import current
+
+
+def process_inbox(inbox_id: int) -> str:
+    return inbox.process(current(), int(inbox_id))
+
+
+def sweep() -> int:
+    return inbox.sweep(current())

@@ -1,0 +1,1 @@
+"""Store simulators: they play a platform over real HTTP for tests and the demo."""

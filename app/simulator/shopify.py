@@ -1,0 +1,377 @@
+"""A Shopify store simulator over real HTTP.
+
+It answers OAuth (authorize redirect, authorization code, token exchange, refresh with rotating refresh
+tokens), serves the Admin GraphQL calls Encore makes (shop profile, discount codes, which it records),
+frames Encore in a stand-in admin with a stand-in App Bridge that mints real session tokens, and places
+orders by sending webhooks signed exactly as Shopify signs them. Faults can be injected: THROTTLED
+answers, 429s and 5xx.
+"""
+
+from __future__ import annotations
+
+import base64
+import copy
+import hashlib
+import hmac
+import itertools
+import json
+import secrets
+import threading
+import time
+import uuid
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from decimal import Decimal
+from typing import Any
+from urllib.parse import urlencode
+
+import jwt
+import requests
+from flask import Flask, Response, jsonify, redirect, request
+from werkzeug.serving import make_server
+
+from connectors.shopify.client import API_VERSION
+
+ADMIN_HTML = """<!doctype html><html><head><meta charset="utf-8"><title>Shopify admin (simulated)</title>
+<style>body{margin:0;font-family:sans-serif}header{background:#1a1a1a;color:#fff;padding:8px 16px}
+iframe{border:0;width:100%;height:calc(100vh - 40px)}</style></head>
+<body><header>Shopify admin · {shop} (simulated)</header>
+<iframe id="app" name="app-iframe" src="{src}"></iframe></body></html>"""
+
+APP_BRIDGE_JS = """// Stand-in for App Bridge: idToken() returns a session token minted by the simulated admin.
+(function () {
+  var origin = %s;
+  function shop() { return new URLSearchParams(window.location.search).get("shop"); }
+  window.shopify = {
+    idToken: function () {
+      return fetch(origin + "/session-token?shop=" + encodeURIComponent(shop())).then(function (r) { return r.text(); });
+    }
+  };
+})();
+"""
+
+
+def sign(body: bytes, secret: str) -> str:
+    return base64.b64encode(hmac.new(secret.encode(), body, hashlib.sha256).digest()).decode()
+
+
+def query_hmac(params: dict[str, str], secret: str) -> str:
+    message = "&".join(f"{k}={v}" for k, v in sorted(params.items()) if k != "hmac")
+    return hmac.new(secret.encode(), message.encode(), hashlib.sha256).hexdigest()
+
+
+def _now() -> datetime:
+    return datetime.now(UTC).replace(microsecond=0)
+
+
+def _iso(at: datetime) -> str:
+    return at.isoformat()
+
+
+@dataclass
+class Tokens:
+    access: str
+    access_expires: float
+    refresh: str
+
+
+@dataclass
+class StoreState:
+    domain: str
+    name: str
+    currency: str = "USD"
+    timezone: str = "America/New_York"
+    locale: str = "en"
+    orders: dict[int, dict[str, Any]] = field(default_factory=dict)
+    discounts: dict[str, dict[str, Any]] = field(default_factory=dict)
+    tokens: Tokens | None = None
+    spent_refresh_tokens: set[str] = field(default_factory=set)
+
+
+class ShopifySimulator:
+    def __init__(self, *, api_key: str, api_secret: str, app_url: str, access_ttl: int = 3600) -> None:
+        self.api_key, self.api_secret, self.app_url, self.access_ttl = api_key, api_secret, app_url.rstrip("/"), access_ttl
+        self.stores: dict[str, StoreState] = {}
+        self.codes: dict[str, str] = {}
+        self.faults: list[tuple[str, int]] = []  # ("throttle"|"http", status)
+        self.graphql_calls: list[str] = []
+        self.token_calls: list[str] = []
+        self._ids = itertools.count(int(time.time()) * 10)
+        self._lock = threading.RLock()
+        self.origin = ""
+        self._server: Any = None
+        self.app = self._build()
+
+    # --- running ---------------------------------------------------------------------------------------
+
+    def start(self, host: str = "127.0.0.1", port: int = 0) -> str:
+        self._server = make_server(host, port, self.app, threaded=True)
+        self.origin = f"http://{host}:{self._server.server_port}"
+        threading.Thread(target=self._server.serve_forever, daemon=True).start()
+        return self.origin
+
+    def stop(self) -> None:
+        if self._server is not None:
+            self._server.shutdown()
+
+    @property
+    def shop_origin_template(self) -> str:
+        return f"{self.origin}/shops/{{shop}}"
+
+    def add_store(self, domain: str, name: str = "Demo Store", **kw: Any) -> StoreState:
+        with self._lock:
+            return self.stores.setdefault(domain, StoreState(domain=domain, name=name, **kw))
+
+    def session_token(self, shop: str, *, ttl: int = 60, secret: str | None = None, **claims: Any) -> str:
+        now = int(time.time())
+        payload = {"iss": f"https://{shop}/admin", "dest": f"https://{shop}", "aud": self.api_key, "sub": "42",
+                   "exp": now + ttl, "nbf": now, "iat": now, "jti": uuid.uuid4().hex, "sid": uuid.uuid4().hex}
+        payload.update(claims)
+        return jwt.encode(payload, secret or self.api_secret, algorithm="HS256")
+
+    def admin_url(self, shop: str) -> str:
+        return f"{self.origin}/admin/{shop}"
+
+    def embedded_app_url(self, shop: str) -> str:
+        host = base64.urlsafe_b64encode(f"admin.shopify.com/store/{shop.split('.')[0]}".encode()).decode().rstrip("=")
+        query = urlencode({"embedded": "1", "shop": shop, "host": host, "id_token": self.session_token(shop)})
+        return f"{self.app_url}/shopify/app?{query}"
+
+    # --- webhooks --------------------------------------------------------------------------------------
+
+    def delivery(self, shop: str, topic: str, payload: Any, *, event_id: str | None = None,
+                 secret: str | None = None) -> tuple[bytes, dict[str, str]]:
+        body = json.dumps(payload).encode()
+        headers = {
+            "Content-Type": "application/json", "X-Shopify-Topic": topic, "X-Shopify-Shop-Domain": shop,
+            "X-Shopify-Hmac-Sha256": sign(body, secret or self.api_secret), "X-Shopify-API-Version": API_VERSION,
+            "X-Shopify-Webhook-Id": str(uuid.uuid4()), "X-Shopify-Event-Id": event_id or str(uuid.uuid4()),
+            "X-Shopify-Triggered-At": _iso(_now()),
+        }
+        return body, headers
+
+    def send(self, shop: str, topic: str, payload: Any, **kw: Any) -> requests.Response:
+        body, headers = self.delivery(shop, topic, payload, **kw)
+        return requests.post(f"{self.app_url}/webhooks/shopify", data=body, headers=headers, timeout=5)
+
+    # --- store activity --------------------------------------------------------------------------------
+
+    def _customer(self, store: StoreState, n: int, at: datetime) -> dict[str, Any]:
+        names = [("Mina", "Park", "ko"), ("Yuki", "Tanaka", "ja"), ("Ada", "Lovelace", "en"), ("Jo", "Kim", "ko")]
+        first, last, locale = names[n % len(names)]
+        return {"id": 7000 + n, "email": f"{first.lower()}.{last.lower()}{n}@example.com", "first_name": first,
+                "last_name": last, "phone": f"+8210555{n:04d}", "locale": locale, "created_at": _iso(at),
+                "updated_at": _iso(at), "email_marketing_consent": {
+                    "state": "subscribed" if n % 3 else "not_subscribed", "opt_in_level": "single_opt_in",
+                    "consent_updated_at": _iso(at)}, "sms_marketing_consent": None}
+
+    def place_order(self, shop: str, *, customer: int | None = None, paid: bool = True,
+                    lines: list[tuple[str, int, str]] | None = None) -> dict[str, Any]:
+        store = self.stores[shop]
+        with self._lock:
+            oid = next(self._ids)
+            number = 1001 + len(store.orders)
+        at = _now()
+        lines = lines or [("Cold brew concentrate", 2, "18.00"), ("Ceramic dripper", 1, "32.50")]
+        items = [{"id": oid * 10 + i, "title": t, "name": t, "quantity": q, "price": p, "total_discount": "0.00",
+                  "product_id": 900 + i, "variant_id": 9900 + i, "sku": f"SKU-{i}"} for i, (t, q, p) in enumerate(lines)]
+        subtotal = sum(Decimal(p) * q for _, q, p in lines)
+        shipping, tax = Decimal("5.00"), (subtotal * Decimal("0.1")).quantize(Decimal("0.01"))
+        order = {
+            "id": oid, "admin_graphql_api_id": f"gid://shopify/Order/{oid}", "name": f"#{number}",
+            "order_number": number, "email": None, "created_at": _iso(at), "updated_at": _iso(at),
+            "processed_at": _iso(at), "cancelled_at": None, "currency": store.currency,
+            "presentment_currency": store.currency, "subtotal_price": str(subtotal), "total_tax": str(tax),
+            "total_discounts": "0.00", "total_price": str(subtotal + shipping + tax),
+            "total_shipping_price_set": {"shop_money": {"amount": str(shipping), "currency_code": store.currency}},
+            "financial_status": "pending", "fulfillment_status": None,
+            "customer": self._customer(store, customer if customer is not None else number, at),
+            "line_items": items, "fulfillments": [], "refunds": [],
+        }
+        order["email"] = order["customer"]["email"]
+        store.orders[oid] = order
+        self.send(shop, "orders/create", order)
+        if paid:
+            self._touch(order, financial_status="paid")
+            self.send(shop, "orders/paid", order)
+        return order
+
+    def _touch(self, order: dict[str, Any], **changes: Any) -> None:
+        previous = datetime.fromisoformat(order["updated_at"])
+        order.update(changes)
+        order["updated_at"] = _iso(max(_now(), previous + timedelta(seconds=1)))
+
+    def fulfill(self, shop: str, order_id: int) -> dict[str, Any]:
+        order = self.stores[shop].orders[order_id]
+        fid = next(self._ids)
+        at = _now()
+        number = f"1Z999AA1{fid % 10**10:010d}"
+        fulfillment = {"id": fid, "order_id": order_id, "status": "success", "shipment_status": None,
+                       "tracking_company": "UPS", "tracking_number": number, "tracking_numbers": [number],
+                       "tracking_url": f"https://www.ups.com/track?tracknum={number}",
+                       "tracking_urls": [f"https://www.ups.com/track?tracknum={number}"],
+                       "created_at": _iso(at), "updated_at": _iso(at)}
+        order["fulfillments"].append(fulfillment)
+        self._touch(order, fulfillment_status="fulfilled")
+        self.send(shop, "fulfillments/create", fulfillment)
+        self.send(shop, "orders/fulfilled", order)
+        return fulfillment
+
+    def deliver(self, shop: str, order_id: int) -> None:
+        order = self.stores[shop].orders[order_id]
+        for f in order["fulfillments"]:
+            previous = datetime.fromisoformat(f["updated_at"])
+            f.update(shipment_status="delivered", updated_at=_iso(max(_now(), previous + timedelta(seconds=1))))
+            self.send(shop, "fulfillments/update", f)
+        self._touch(order)
+        self.send(shop, "orders/updated", order)
+
+    def refund(self, shop: str, order_id: int, amount: str | None = None) -> dict[str, Any]:
+        order = self.stores[shop].orders[order_id]
+        item = order["line_items"][0]
+        value = amount or item["price"]
+        refund = {"id": next(self._ids), "order_id": order_id, "created_at": _iso(_now()),
+                  "refund_line_items": [{"line_item_id": item["id"], "quantity": 1, "subtotal": value}],
+                  "transactions": [{"kind": "refund", "status": "success", "amount": value}]}
+        order["refunds"].append(refund)
+        refunded = sum(Decimal(t["amount"]) for r in order["refunds"] for t in r["transactions"])
+        status = "refunded" if refunded >= Decimal(order["total_price"]) else "partially_refunded"
+        self._touch(order, financial_status=status)
+        self.send(shop, "refunds/create", refund)
+        self.send(shop, "orders/updated", order)
+        return refund
+
+    def cancel(self, shop: str, order_id: int) -> None:
+        order = self.stores[shop].orders[order_id]
+        self._touch(order, cancelled_at=_iso(_now()), financial_status="voided")
+        self.send(shop, "orders/cancelled", order)
+
+    def order_payload(self, shop: str, order_id: int) -> dict[str, Any]:
+        return copy.deepcopy(self.stores[shop].orders[order_id])
+
+    def uninstall(self, shop: str) -> requests.Response:
+        store = self.stores[shop]
+        store.tokens = None  # Shopify revokes the token before telling the app
+        return self.send(shop, "app/uninstalled", {"id": 1, "name": store.name, "domain": shop,
+                                                   "myshopify_domain": shop})
+
+    # --- HTTP ------------------------------------------------------------------------------------------
+
+    def _issue(self, store: StoreState) -> dict[str, Any]:
+        store.tokens = Tokens(access="shpat_" + secrets.token_hex(16), access_expires=time.time() + self.access_ttl,
+                              refresh="shprt_" + secrets.token_hex(16))
+        return {"access_token": store.tokens.access, "expires_in": self.access_ttl,
+                "refresh_token": store.tokens.refresh, "refresh_token_expires_in": 7776000,
+                "scope": "read_orders,read_customers,read_products,write_discounts"}
+
+    def _authorized(self, shop: str) -> StoreState | None:
+        store = self.stores.get(shop)
+        token = request.headers.get("X-Shopify-Access-Token", "")
+        if store is None or store.tokens is None or not hmac.compare_digest(token, store.tokens.access):
+            return None
+        if store.tokens.access_expires < time.time():
+            return None
+        return store
+
+    def _build(self) -> Flask:
+        app = Flask("shopify-simulator")
+        sim = self
+
+        @app.get("/admin/<shop>")
+        def admin(shop: str) -> Response:
+            html = ADMIN_HTML.replace("{shop}", shop).replace("{src}", sim.embedded_app_url(shop))
+            return Response(html, mimetype="text/html")
+
+        @app.get("/app-bridge.js")
+        def app_bridge() -> Response:
+            return Response(APP_BRIDGE_JS % json.dumps(sim.origin), mimetype="application/javascript")
+
+        @app.get("/session-token")
+        def session_token() -> Response:
+            response = Response(sim.session_token(request.args.get("shop", "")), mimetype="text/plain")
+            response.headers["Access-Control-Allow-Origin"] = "*"
+            return response
+
+        @app.get("/shops/<shop>/admin/oauth/authorize")
+        def authorize(shop: str) -> Response:
+            if request.args.get("client_id") != sim.api_key:
+                return Response("unknown client_id", status=400)
+            code = secrets.token_hex(12)
+            sim.codes[code] = shop
+            params = {"code": code, "shop": shop, "state": request.args.get("state", ""),
+                      "timestamp": str(int(time.time())), "host": "YWRtaW4uc2hvcGlmeS5jb20vc3RvcmUvZGVtbw"}
+            params["hmac"] = query_hmac(params, sim.api_secret)
+            return redirect(f"{request.args['redirect_uri']}?{urlencode(params)}")  # type: ignore[return-value]
+
+        @app.post("/shops/<shop>/admin/oauth/access_token")
+        def access_token(shop: str) -> tuple[Response, int] | Response:
+            form = request.get_json(silent=True) or request.form.to_dict()
+            store = sim.stores.get(shop)
+            sim.token_calls.append(str(form.get("grant_type", "authorization_code")))
+            if store is None or form.get("client_id") != sim.api_key or form.get("client_secret") != sim.api_secret:
+                return jsonify(error="invalid_client"), 401
+            grant = form.get("grant_type")
+            with sim._lock:
+                if grant == "urn:ietf:params:oauth:grant-type:token-exchange":
+                    try:
+                        claims = jwt.decode(form.get("subject_token", ""), sim.api_secret, algorithms=["HS256"],
+                                            audience=sim.api_key)
+                    except jwt.PyJWTError:
+                        return jsonify(error="invalid_subject_token"), 400
+                    if claims.get("dest") != f"https://{shop}":
+                        return jsonify(error="invalid_subject_token"), 400
+                    return jsonify(sim._issue(store))
+                if grant == "refresh_token":
+                    token = form.get("refresh_token", "")
+                    if store.tokens is None or token != store.tokens.refresh or token in store.spent_refresh_tokens:
+                        return jsonify(error="invalid_grant"), 400
+                    store.spent_refresh_tokens.add(token)
+                    return jsonify(sim._issue(store))
+                if sim.codes.pop(form.get("code", ""), None) == shop:
+                    return jsonify(sim._issue(store))
+            return jsonify(error="invalid_grant"), 400
+
+        @app.post(f"/shops/<shop>/admin/api/{API_VERSION}/graphql.json")
+        def graphql(shop: str) -> tuple[Response, int] | Response:
+            if sim.faults:
+                kind, status = sim.faults.pop(0)
+                if kind == "http":
+                    response = jsonify(errors="simulated outage")
+                    response.headers["Retry-After"] = "0"
+                    return response, status
+                return jsonify(errors=[{"message": "Throttled", "extensions": {"code": "THROTTLED"}}],
+                               extensions=_cost(0)), 200
+            store = sim._authorized(shop)
+            if store is None:
+                return jsonify(errors="[API] Invalid API key or access token"), 401
+            body = request.get_json(force=True)
+            query, variables = body.get("query", ""), body.get("variables") or {}
+            sim.graphql_calls.append(query)
+            if "discountCodeBasicCreate" in query:
+                data = sim._create_discount(store, variables["discount"])
+            elif "codeDiscountNodeByCode" in query:
+                found = store.discounts.get(variables["code"].lower())
+                data = {"codeDiscountNodeByCode": {"id": found["id"]} if found else None}
+            elif "shop" in query:
+                data = {"shop": {"name": store.name, "currencyCode": store.currency, "ianaTimezone": store.timezone},
+                        "shopLocales": [{"locale": store.locale, "primary": True}]}
+            else:
+                return jsonify(errors=[{"message": "query not supported by the simulator"}]), 200
+            return jsonify(data=data, extensions=_cost(10))
+
+        return app
+
+    def _create_discount(self, store: StoreState, discount: dict[str, Any]) -> dict[str, Any]:
+        code = str(discount["code"])
+        with self._lock:
+            if code.lower() in store.discounts:
+                return {"discountCodeBasicCreate": {"codeDiscountNode": None, "userErrors": [
+                    {"field": ["basicCodeDiscount", "code"], "code": "TAKEN", "message": "Code must be unique."}]}}
+            node = f"gid://shopify/DiscountCodeNode/{next(self._ids)}"
+            store.discounts[code.lower()] = {"id": node, **discount}
+        return {"discountCodeBasicCreate": {"codeDiscountNode": {"id": node}, "userErrors": []}}
+
+
+def _cost(requested: int) -> dict[str, Any]:
+    return {"cost": {"requestedQueryCost": requested, "actualQueryCost": requested,
+                     "throttleStatus": {"maximumAvailable": 2000.0, "currentlyAvailable": 1990.0, "restoreRate": 100.0}}}

@@ -1,0 +1,10 @@
+"""Platform connectors. The core asks for "the connector of this shop's platform", never a vendor by name."""
+
+from __future__ import annotations
+
+from connectors.base import Connector
+from connectors.shopify import SHOPIFY
+
+REGISTRY: dict[str, Connector] = {"shopify": SHOPIFY}
+
+__all__ = ["REGISTRY", "Connector"]

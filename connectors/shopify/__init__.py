@@ -1,0 +1,24 @@
+"""The Shopify connector."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+from app.core.commands import Command
+from connectors.base import Delivery, Rejection
+from connectors.shopify import translate, verify
+
+
+class ShopifyConnector:
+    name = "shopify"
+    topics = frozenset(translate.TOPICS)
+
+    def verify_webhook(self, body: bytes, headers: Mapping[str, str], secrets: tuple[str, ...]) -> Delivery | Rejection:
+        return verify.verify_webhook(body, headers, secrets)
+
+    def translate(self, shop_id: int, topic: str, payload: Any) -> list[Command]:
+        return translate.translate(shop_id, topic, payload)
+
+
+SHOPIFY = ShopifyConnector()

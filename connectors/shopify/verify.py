@@ -1,0 +1,110 @@
+"""Shopify signatures: bytes and headers in, a verdict out. Pure; no exception crosses the boundary.
+
+Checked against the vectors published in Shopify's own libraries (tests/contract/test_shopify_vectors.py).
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import hmac
+import time
+from collections.abc import Mapping
+from typing import Any
+
+import jwt
+import shopify
+from shopify import session_token
+from shopify.utils import shop_url
+
+from connectors.base import Delivery, Rejection
+
+
+def header(headers: Mapping[str, str], name: str) -> str | None:
+    """Read a Shopify header under either spelling: classic webhooks send X-Shopify-*, Events send Shopify-*."""
+    return headers.get(f"X-Shopify-{name}") or headers.get(f"Shopify-{name}")
+
+
+def webhook_hmac(body: bytes, secret: str) -> str:
+    return base64.b64encode(hmac.new(secret.encode(), body, hashlib.sha256).digest()).decode()
+
+
+def valid_webhook_hmac(body: bytes, signature: str | None, secrets: tuple[str, ...]) -> bool:
+    """Compare the base64 HMAC-SHA256 of the raw body in constant time, under the current and old secret."""
+    if not signature:
+        return False
+    given = signature.strip().encode()
+    ok = False
+    for secret in secrets:
+        ok |= hmac.compare_digest(webhook_hmac(body, secret).encode(), given)
+    return ok
+
+
+def sanitize_shop(domain: str | None) -> str | None:
+    """Return the shop's *.myshopify.com host, or None for anything else (ShopifyAPI's own check)."""
+    if not domain or any(ch in domain for ch in "/?#@:\\ \t\r\n"):
+        return None
+    result: str | None = shop_url.sanitize_shop_domain(domain)
+    return result
+
+
+def verify_webhook(body: bytes, headers: Mapping[str, str], secrets: tuple[str, ...]) -> Delivery | Rejection:
+    if not valid_webhook_hmac(body, header(headers, "Hmac-Sha256"), secrets):
+        return Rejection(401, "invalid or missing HMAC signature")
+    shop = sanitize_shop(header(headers, "Shop-Domain"))
+    topic = header(headers, "Topic")
+    if shop is None or not topic:
+        return Rejection(400, "missing shop domain or topic header")
+    event_id = header(headers, "Event-Id") or header(headers, "Webhook-Id")
+    if not event_id:
+        event_id = "body:" + hashlib.sha256(body).hexdigest()
+    return Delivery(shop_domain=shop, topic=topic, event_id=event_id[:128])
+
+
+def _canonical_hmac(params: Mapping[str, Any], secret: str) -> str:
+    """Shopify's canonical query signature, computed by ShopifyAPI's own Session.calculate_hmac."""
+    signer = type("Signer", (shopify.Session,), {"secret": secret})
+    result: str = signer.calculate_hmac(dict(params))
+    return result
+
+
+def verify_query(params: Mapping[str, Any], secrets: tuple[str, ...], *, now: float | None = None,
+                 window_s: int = 600) -> str | None:
+    """Check an OAuth redirect's query: HMAC in canonical form, a fresh timestamp, a valid shop.
+
+    Returns the shop domain when every check passes, else None.
+    """
+    given = str(params.get("hmac", ""))
+    if not given or not any(hmac.compare_digest(_canonical_hmac(params, s), given) for s in secrets):
+        return None
+    try:
+        stamp = int(params.get("timestamp", ""))
+    except ValueError:
+        return None
+    if abs((time.time() if now is None else now) - stamp) > window_s:
+        return None
+    return sanitize_shop(str(params.get("shop", "")))
+
+
+class SessionTokenError(Exception):
+    pass
+
+
+def decode_session_token(token: str, api_key: str, secrets: tuple[str, ...]) -> dict[str, Any]:
+    """Decode an App Bridge session (ID) token: HS256 only, audience = our key, iss and dest the same shop.
+
+    ShopifyAPI's decode_from_header does the checks (10 s leeway for App Bridge's early nbf).
+    """
+    last: Exception | None = None
+    for secret in secrets:
+        try:
+            claims: dict[str, Any] = session_token.decode_from_header(f"Bearer {token}", api_key, secret)
+            return claims
+        except (session_token.SessionTokenError, jwt.PyJWTError) as exc:
+            last = exc
+    raise SessionTokenError(str(last))
+
+
+def shop_from_claims(claims: Mapping[str, Any]) -> str | None:
+    dest = str(claims.get("dest", ""))
+    return sanitize_shop(dest.removeprefix("https://"))

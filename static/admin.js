@@ -1,0 +1,77 @@
+// The embedded admin: every request carries a fresh App Bridge session token.
+(function () {
+  const script = document.currentScript;
+  const labels = { retry: script.dataset.retryLabel, download: script.dataset.downloadLabel };
+
+  async function api(path, options) {
+    const token = await window.shopify.idToken();
+    const headers = Object.assign({ Authorization: "Bearer " + token }, (options || {}).headers);
+    const response = await fetch(path, Object.assign({}, options, { headers }));
+    if (!response.ok) throw new Error(path + ": HTTP " + response.status);
+    return response;
+  }
+
+  function cell(row, text, cls) {
+    const td = row.insertCell();
+    if (cls) { const span = document.createElement("span"); span.className = cls; span.textContent = text; td.appendChild(span); }
+    else td.textContent = text == null ? "" : text;
+    return td;
+  }
+
+  function money(amount, currency) {
+    try { return new Intl.NumberFormat(document.documentElement.lang, { style: "currency", currency }).format(Number(amount)); }
+    catch (e) { return amount + " " + currency; }
+  }
+
+  async function render() {
+    const data = await (await api("/api/admin/overview")).json();
+    document.getElementById("shop-name").textContent = data.shop.name || data.shop.domain;
+    for (const dd of document.querySelectorAll("#health dd")) dd.textContent = data.health[dd.dataset.k];
+    const orders = document.querySelector("#orders tbody");
+    orders.replaceChildren();
+    for (const o of data.orders) {
+      const row = orders.insertRow();
+      row.dataset.order = o.id;
+      cell(row, o.name || o.id);
+      cell(row, o.status, "status status-" + o.status);
+      cell(row, money(o.total, o.currency));
+      cell(row, o.tracking || "");
+    }
+    document.getElementById("no-orders").hidden = data.orders.length > 0;
+    const parked = document.getElementById("parked");
+    parked.hidden = data.parked.length === 0;
+    const body = parked.querySelector("tbody");
+    body.replaceChildren();
+    for (const p of data.parked) {
+      const row = body.insertRow();
+      cell(row, p.id); cell(row, p.topic); cell(row, p.error);
+      const button = document.createElement("button");
+      button.textContent = labels.retry;
+      button.onclick = async () => { await api("/api/admin/inbox/" + p.id + "/retry", { method: "POST" }); render(); };
+      row.insertCell().appendChild(button);
+    }
+    const exports = document.getElementById("exports");
+    exports.replaceChildren();
+    for (const e of data.exports) {
+      const li = document.createElement("li");
+      const button = document.createElement("button");
+      button.textContent = labels.download + " #" + e.id + " (" + e.customer_id + ")";
+      button.onclick = async () => {
+        const blob = await (await api("/api/admin/exports/" + e.id)).blob();
+        const a = document.createElement("a");
+        a.href = URL.createObjectURL(blob); a.download = "customer-data-" + e.id + ".json"; a.click();
+      };
+      li.appendChild(button);
+      exports.appendChild(li);
+    }
+  }
+
+  function show(error) {
+    const p = document.getElementById("error");
+    p.textContent = String(error);
+    p.hidden = false;
+  }
+
+  render().catch(show);
+  setInterval(() => render().catch(show), 3000);
+})();
