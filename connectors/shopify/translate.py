@@ -23,9 +23,9 @@ PAYMENT = {
 }
 
 
-def _obj(payload: Any) -> Mapping[str, Any]:
+def _obj(payload: Any, what: str = "the body") -> Mapping[str, Any]:
     if not isinstance(payload, Mapping):
-        raise MalformedPayload("the body is not a JSON object")
+        raise MalformedPayload(f"{what} is not a JSON object")
     return payload
 
 
@@ -94,7 +94,7 @@ def customer(data: Mapping[str, Any]) -> m.CustomerRecord:
 
 
 def line(data: Mapping[str, Any]) -> m.OrderLine:
-    data = _obj(data)
+    data = _obj(data, "a line item")
     try:
         quantity = int(data.get("quantity", 0))
     except (TypeError, ValueError) as exc:
@@ -107,7 +107,7 @@ def line(data: Mapping[str, Any]) -> m.OrderLine:
 
 
 def fulfillment(data: Mapping[str, Any]) -> m.Fulfillment:
-    data = _obj(data)
+    data = _obj(data, "a fulfillment")
     created = _req_time(data, "created_at")
     urls = data.get("tracking_urls") or []
     numbers = data.get("tracking_numbers") or []

@@ -8,9 +8,11 @@ from __future__ import annotations
 import base64
 import hashlib
 import hmac
+import json
 import time
 from collections.abc import Mapping
 from typing import Any
+from urllib.parse import quote
 
 import jwt
 import shopify
@@ -21,8 +23,12 @@ from connectors.base import Delivery, Rejection
 
 
 def header(headers: Mapping[str, str], name: str) -> str | None:
-    """Read a Shopify header under either spelling: classic webhooks send X-Shopify-*, Events send Shopify-*."""
-    return headers.get(f"X-Shopify-{name}") or headers.get(f"Shopify-{name}")
+    """Read a Shopify header, case-insensitively, under either spelling: X-Shopify-* (webhooks) or Shopify-* (Events)."""
+    found = headers.get(f"X-Shopify-{name}") or headers.get(f"Shopify-{name}")
+    if found is None:
+        wanted = {f"x-shopify-{name}".lower(), f"shopify-{name}".lower()}
+        found = next((v for k, v in headers.items() if k.lower() in wanted), None)
+    return found
 
 
 def webhook_hmac(body: bytes, secret: str) -> str:
@@ -68,6 +74,27 @@ def _canonical_hmac(params: Mapping[str, Any], secret: str) -> str:
     return result
 
 
+def _encoded_hmac(params: Mapping[str, Any], secret: str) -> str:
+    """The same signature over percent-encoded values (spaces as %20), as Shopify's JavaScript library
+    computes it since its fix for values with spaces (shopify-app-js #2701)."""
+    pairs = []
+    for key, value in params.items():
+        if key == "hmac":
+            continue
+        if key.endswith("[]"):
+            key, value = key[:-2], json.dumps([str(v) for v in value])
+        pairs.append(f"{quote(str(key), safe=_JS_SAFE)}={quote(str(value), safe=_JS_SAFE)}")
+    return hmac.new(secret.encode(), "&".join(sorted(pairs)).encode(), hashlib.sha256).hexdigest()
+
+
+_JS_SAFE = "!'()*"  # what encodeURIComponent leaves alone besides letters, digits and -_.~
+
+
+def _signed(params: Mapping[str, Any], given: str, secrets: tuple[str, ...]) -> bool:
+    """Shopify's libraries disagree on how values are escaped before signing; accept either form."""
+    return any(hmac.compare_digest(sign(params, s), given) for s in secrets for sign in (_canonical_hmac, _encoded_hmac))
+
+
 def verify_query(params: Mapping[str, Any], secrets: tuple[str, ...], *, now: float | None = None,
                  window_s: int = 600) -> str | None:
     """Check an OAuth redirect's query: HMAC in canonical form, a fresh timestamp, a valid shop.
@@ -75,7 +102,7 @@ def verify_query(params: Mapping[str, Any], secrets: tuple[str, ...], *, now: fl
     Returns the shop domain when every check passes, else None.
     """
     given = str(params.get("hmac", ""))
-    if not given or not any(hmac.compare_digest(_canonical_hmac(params, s), given) for s in secrets):
+    if not given or not _signed(params, given, secrets):
         return None
     try:
         stamp = int(params.get("timestamp", ""))
