@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass
-from datetime import datetime
+from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Any
 
@@ -123,7 +123,7 @@ class CheckoutUpdated(DomainEvent):
 
     @property
     def key(self) -> str:
-        return f"checkout:{self.checkout_id}:{self.occurred_at.isoformat()}"
+        return f"checkout:{self.checkout_id}:{self.occurred_at.astimezone(UTC).isoformat()}"
 
 
 @dataclass(frozen=True)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import replace
+from datetime import UTC
 
 from app.core import commands as c
 from app.core.events import (
@@ -28,11 +29,13 @@ def _record(uow: UnitOfWork, events: list[DomainEvent]) -> list[DomainEvent]:
 
 def _observe_customer(uow: UnitOfWork, shop_id: int, incoming: CustomerRecord) -> list[DomainEvent]:
     current = uow.customers.get(shop_id, incoming.external_id)
+    if current is not None and current.redacted:
+        return []  # erased for good: nothing that arrives late brings personal data back
     merged = merge_customer(current, incoming)
-    if merged is current:
-        return []
-    uow.customers.save(shop_id, merged)
-    version = incoming.updated_at.isoformat()
+    if merged is not current:
+        uow.customers.save(shop_id, merged)
+    # Recorded for every version seen, stale or not, so the event set never depends on arrival order.
+    version = incoming.updated_at.astimezone(UTC).isoformat()
     return _record(uow, [CustomerUpserted(shop_id, incoming.updated_at, incoming.external_id, version)])
 
 
