@@ -21,6 +21,7 @@ from sqlalchemy.orm import Session
 
 from app.core.handlers import OrderNotYetKnown
 from app.core.messagebus import AFTER_UNINSTALL, handle
+from app.db.engine import rowcount
 from app.db.models import InboxRow, Shop
 from app.db.uow import SqlUnitOfWork
 from connectors import REGISTRY
@@ -87,10 +88,9 @@ def _claim(c: Container, row_id: int, now: datetime) -> InboxRow | None:
     lease = now + timedelta(seconds=c.settings.inbox_lease_s)
     claimable = or_(InboxRow.status == "pending", and_(InboxRow.status == "processing", InboxRow.lease_until < now))
     with c.sessions() as s, s.begin():
-        claimed = s.execute(
+        claimed = rowcount(s.execute(
             update(InboxRow).where(InboxRow.id == row_id, claimable)
-            .values(status="processing", lease_until=lease, attempts=InboxRow.attempts + 1)
-        ).rowcount
+            .values(status="processing", lease_until=lease, attempts=InboxRow.attempts + 1)))
         if not claimed:
             return None
         return s.get(InboxRow, row_id)
@@ -181,9 +181,9 @@ def sweep(c: Container, *, grace_s: float = 30.0, limit: int = 1000) -> int:
 def retry_parked(c: Container, shop_id: int, row_id: int) -> bool:
     """Staff asked to try a parked row again."""
     with c.sessions() as s, s.begin():
-        changed = s.execute(update(InboxRow).where(
+        changed = rowcount(s.execute(update(InboxRow).where(
             InboxRow.id == row_id, InboxRow.shop_id == shop_id, InboxRow.status == "parked"
-        ).values(status="pending", attempts=0, next_attempt_at=None, last_error=None)).rowcount
+        ).values(status="pending", attempts=0, next_attempt_at=None, last_error=None)))
     if changed:
         c.queue.enqueue("process_inbox", row_id)
     return bool(changed)

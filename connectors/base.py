@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any, Protocol
 
@@ -28,11 +28,18 @@ class MalformedPayload(ValueError):
     """The body was signed correctly but is not what the topic promises; the delivery is parked."""
 
 
+class Headers(Protocol):
+    """What a connector reads headers through: a dict, or the web framework's case-insensitive headers."""
+
+    def get(self, key: str) -> str | None: ...
+    def items(self) -> Iterable[tuple[str, str]]: ...
+
+
 class Connector(Protocol):
     name: str
     topics: frozenset[str]
 
-    def verify_webhook(self, body: bytes, headers: Mapping[str, str], secrets: tuple[str, ...]) -> Delivery | Rejection:
+    def verify_webhook(self, body: bytes, headers: Headers, secrets: tuple[str, ...]) -> Delivery | Rejection:
         ...
 
     def translate(self, shop_id: int, topic: str, payload: Any) -> list[Command]:

@@ -198,7 +198,7 @@ class Shops:
 
     def delete_everything(self, shop_id: int) -> None:
         for table in t.SHOP_TABLES:
-            self.s.execute(delete(table).where(table.shop_id == shop_id))
+            self.s.execute(delete(table).where(table.__table__.c.shop_id == shop_id))
         self.s.execute(delete(t.Shop).where(t.Shop.id == shop_id))
 
 

@@ -6,10 +6,18 @@ from collections.abc import Callable
 
 from sqlalchemy.orm import Session, sessionmaker
 
+from app.core import ports
 from app.db import repositories as r
 
 
 class SqlUnitOfWork:
+    orders: ports.OrderRepository
+    customers: ports.CustomerRepository
+    checkouts: ports.CheckoutRepository
+    events: ports.EventLog
+    shops: ports.ShopRepository
+    exports: ports.ExportRepository
+
     def __init__(self, sessions: sessionmaker[Session], on_commit: Callable[[Session], None] | None = None) -> None:
         self._sessions = sessions
         self._on_commit = on_commit

@@ -177,7 +177,7 @@ class ShopifySimulator:
                   "product_id": 900 + i, "variant_id": 9900 + i, "sku": f"SKU-{i}"} for i, (t, q, p) in enumerate(lines)]
         subtotal = sum(Decimal(p) * q for _, q, p in lines)
         shipping, tax = Decimal("5.00"), (subtotal * Decimal("0.1")).quantize(Decimal("0.01"))
-        order = {
+        order: dict[str, Any] = {
             "id": oid, "admin_graphql_api_id": f"gid://shopify/Order/{oid}", "name": f"#{number}",
             "order_number": number, "email": None, "created_at": _iso(at), "updated_at": _iso(at),
             "processed_at": _iso(at), "cancelled_at": None, "currency": store.currency,

@@ -6,7 +6,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from app.core.commands import Command
-from connectors.base import Delivery, Rejection
+from connectors.base import Delivery, Headers, Rejection
 from connectors.shopify import translate, verify
 
 
@@ -14,7 +14,7 @@ class ShopifyConnector:
     name = "shopify"
     topics = frozenset(translate.TOPICS)
 
-    def verify_webhook(self, body: bytes, headers: Mapping[str, str], secrets: tuple[str, ...]) -> Delivery | Rejection:
+    def verify_webhook(self, body: bytes, headers: Headers, secrets: tuple[str, ...]) -> Delivery | Rejection:
         return verify.verify_webhook(body, headers, secrets)
 
     def translate(self, shop_id: int, topic: str, payload: Any) -> list[Command]:

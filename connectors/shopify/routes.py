@@ -12,6 +12,7 @@ from flask import Blueprint, Response, current_app, redirect, render_template, r
 from sqlalchemy import update
 
 from app.bootstrap import Container
+from app.db.engine import rowcount
 from app.db.models import InstallNonce, Shop
 from app.shops import install_shopify
 from app.web.admin import render_shell
@@ -53,9 +54,9 @@ def _consume_nonce(c: Container, nonce: str, shop: str) -> bool:
     """Single use: the first callback with this state wins, any replay finds it spent."""
     now = datetime.now(UTC)
     with c.sessions() as s, s.begin():
-        used = s.execute(update(InstallNonce).where(
+        used = rowcount(s.execute(update(InstallNonce).where(
             InstallNonce.nonce == nonce, InstallNonce.shop_domain == shop, InstallNonce.used_at.is_(None),
-            InstallNonce.expires_at > now).values(used_at=now)).rowcount
+            InstallNonce.expires_at > now).values(used_at=now)))
     return bool(used)
 
 

@@ -19,10 +19,10 @@ import shopify
 from shopify import session_token
 from shopify.utils import shop_url
 
-from connectors.base import Delivery, Rejection
+from connectors.base import Delivery, Headers, Rejection
 
 
-def header(headers: Mapping[str, str], name: str) -> str | None:
+def header(headers: Headers, name: str) -> str | None:
     """Read a Shopify header, case-insensitively, under either spelling: X-Shopify-* (webhooks) or Shopify-* (Events)."""
     found = headers.get(f"X-Shopify-{name}") or headers.get(f"Shopify-{name}")
     if found is None:
@@ -54,7 +54,7 @@ def sanitize_shop(domain: str | None) -> str | None:
     return result
 
 
-def verify_webhook(body: bytes, headers: Mapping[str, str], secrets: tuple[str, ...]) -> Delivery | Rejection:
+def verify_webhook(body: bytes, headers: Headers, secrets: tuple[str, ...]) -> Delivery | Rejection:
     if not valid_webhook_hmac(body, header(headers, "Hmac-Sha256"), secrets):
         return Rejection(401, "invalid or missing HMAC signature")
     shop = sanitize_shop(header(headers, "Shop-Domain"))
@@ -69,7 +69,7 @@ def verify_webhook(body: bytes, headers: Mapping[str, str], secrets: tuple[str, 
 
 def _canonical_hmac(params: Mapping[str, Any], secret: str) -> str:
     """Shopify's canonical query signature, computed by ShopifyAPI's own Session.calculate_hmac."""
-    signer = type("Signer", (shopify.Session,), {"secret": secret})
+    signer: Any = type("Signer", (shopify.Session,), {"secret": secret})
     result: str = signer.calculate_hmac(dict(params))
     return result
 
