@@ -16,7 +16,6 @@ from app import inbox
 from app.bootstrap import Container
 from app.db import models as t
 from app.simulator.shopify import sign
-from tests.conftest import API_SECRET
 from tests.helpers import add_shop, delivery, state, wipe_shop_data
 from tests.samples import shopify as sample
 
