@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from app import inbox
+from app import inbox, shops
 from app.bootstrap import current
 
 
@@ -11,4 +11,6 @@ def process_inbox(inbox_id: int) -> str:
 
 
 def sweep() -> int:
-    return inbox.sweep(current())
+    c = current()
+    shops.keep_alive(c)
+    return inbox.sweep(c)

@@ -19,6 +19,7 @@ if TYPE_CHECKING:
 
 log = structlog.get_logger(__name__)
 REFRESH_AHEAD = timedelta(minutes=5)
+KEEP_ALIVE = timedelta(days=7)
 _local_locks: dict[int, threading.Lock] = {}
 _guard = threading.Lock()
 
@@ -74,13 +75,15 @@ def _lock_for(shop_id: int) -> threading.Lock:
         return _local_locks.setdefault(shop_id, threading.Lock())
 
 
-def access_token(c: Container, shop_id: int, *, now: datetime | None = None) -> str:
+def access_token(c: Container, shop_id: int, *, now: datetime | None = None, force: bool = False) -> str:
     """The shop's offline access token, refreshed first when it expires within five minutes.
 
     One refresh at a time per shop: a thread lock in this process, and the shop row locked FOR UPDATE
     across processes (PostgreSQL), re-checked after the lock so a second caller uses the first's result.
     """
     def fresh(shop: Shop, at: datetime) -> bool:
+        if force and shop.refresh_expires_at is not None and shop.refresh_expires_at - at < KEEP_ALIVE:
+            return False
         return shop.access_expires_at is None or shop.access_expires_at - at > REFRESH_AHEAD
 
     at = now or datetime.now(UTC)
@@ -105,6 +108,23 @@ def access_token(c: Container, shop_id: int, *, now: datetime | None = None) -> 
         _seal(c, shop, tokens)
         log.info("token_refreshed", shop_id=shop_id)
         return tokens.access_token
+
+
+def keep_alive(c: Container, *, now: datetime | None = None) -> int:
+    """Refresh the tokens of installed shops whose refresh token lapses within a week, so that a shop with
+    no activity for months never has to authorise Encore again. Returns how many were refreshed."""
+    at = now or datetime.now(UTC)
+    with c.sessions() as s:
+        due = list(s.scalars(select(Shop.id).where(
+            Shop.uninstalled_at.is_(None), Shop.refresh_token.is_not(None), Shop.refresh_expires_at < at + KEEP_ALIVE)))
+    done = 0
+    for shop_id in due:
+        try:
+            access_token(c, shop_id, now=at, force=True)
+            done += 1
+        except (ShopifyAuthError, NotInstalled) as exc:
+            log.warning("token_keep_alive_failed", shop_id=shop_id, error=type(exc).__name__)
+    return done
 
 
 def platform_for(c: Container, shop_id: int) -> ShopifyPlatform:
