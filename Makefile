@@ -29,7 +29,7 @@ e2e: $(STAMP) system-deps
 	$(PY) -m pytest tests/e2e
 
 lint: $(STAMP)
-	$(VENV)/bin/ruff check app connectors tests bench
+	$(VENV)/bin/ruff check app connectors tests $(wildcard bench)
 
 typecheck: $(STAMP)
 	$(VENV)/bin/mypy
