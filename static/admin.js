@@ -35,7 +35,14 @@
       cell(row, o.name || o.id);
       cell(row, o.status, "status status-" + o.status);
       cell(row, money(o.total, o.currency));
-      cell(row, o.tracking || "");
+      const td = row.insertCell();
+      if (o.tracking) {
+        const safe = /^https?:\/\//i.test(o.tracking.url || "");
+        const link = document.createElement(safe ? "a" : "span");
+        if (safe) { link.href = o.tracking.url; link.target = "_blank"; link.rel = "noopener noreferrer"; }
+        link.textContent = o.tracking.number || o.tracking.url || "";
+        td.appendChild(link);
+      }
     }
     document.getElementById("no-orders").hidden = data.orders.length > 0;
     const parked = document.getElementById("parked");
@@ -47,23 +54,24 @@
       cell(row, p.id); cell(row, p.topic); cell(row, p.error);
       const button = document.createElement("button");
       button.textContent = labels.retry;
-      button.onclick = async () => { await api("/api/admin/inbox/" + p.id + "/retry", { method: "POST" }); render(); };
+      button.onclick = () => api("/api/admin/inbox/" + p.id + "/retry", { method: "POST" }).then(render).catch(show);
       row.insertCell().appendChild(button);
     }
     const exports = document.getElementById("exports");
     exports.replaceChildren();
+    document.getElementById("no-exports").hidden = data.exports.length > 0;
     for (const e of data.exports) {
       const li = document.createElement("li");
       const button = document.createElement("button");
       button.textContent = labels.download + " #" + e.id + " (" + e.customer_id + ")";
-      button.onclick = async () => {
-        const blob = await (await api("/api/admin/exports/" + e.id)).blob();
+      button.onclick = () => api("/api/admin/exports/" + e.id).then((r) => r.blob()).then((blob) => {
         const a = document.createElement("a");
         a.href = URL.createObjectURL(blob); a.download = "customer-data-" + e.id + ".json"; a.click();
-      };
+      }).catch(show);
       li.appendChild(button);
       exports.appendChild(li);
     }
+    document.getElementById("error").hidden = true;  // a later poll that succeeds clears a passing failure
   }
 
   function show(error) {

@@ -63,7 +63,8 @@ def overview() -> Response:
             orders=[{
                 "id": o.external_id, "name": o.name, "status": o.status, "total": str(o.total), "currency": o.currency,
                 "created_at": o.created_at.isoformat(),
-                "tracking": (tracking[o.id].tracking_url or tracking[o.id].tracking_number) if o.id in tracking else None,
+                "tracking": {"number": tracking[o.id].tracking_number, "url": tracking[o.id].tracking_url}
+                if o.id in tracking else None,
             } for o in orders],
             health=_health(s, shop_id),
             parked=[{"id": r.id, "topic": r.topic, "error": r.last_error, "received_at": r.received_at.isoformat()}
