@@ -12,6 +12,7 @@ import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from email.utils import parsedate_to_datetime
 from typing import Any
 from urllib.parse import urlencode
 
@@ -67,6 +68,23 @@ class _Bucket:
     seen_at: float = 0.0
 
 
+def _retry_after(value: str | None) -> float:
+    """Seconds to wait from a Retry-After header: delay-seconds or an HTTP-date (RFC 9110); 0 if unreadable."""
+    if not value:
+        return 0.0
+    try:
+        return max(float(value), 0.0)
+    except ValueError:
+        pass
+    try:
+        when = parsedate_to_datetime(value)
+    except (TypeError, ValueError):
+        return 0.0
+    if when.tzinfo is None:
+        when = when.replace(tzinfo=UTC)
+    return max((when - datetime.now(UTC)).total_seconds(), 0.0)
+
+
 def _wait(retry_state: RetryCallState) -> float:
     exc = retry_state.outcome.exception() if retry_state.outcome else None
     backoff: float = wait_exponential(multiplier=0.25, max=8)(retry_state)
@@ -97,8 +115,8 @@ class ShopifyClient:
     def _post(self, url: str, *, json: Mapping[str, Any], headers: Mapping[str, str] | None = None) -> requests.Response:
         response = self.http.post(url, json=json, headers=dict(headers or {}), timeout=self.timeout)
         if response.status_code == 429 or response.status_code >= 500:
-            retry_after = float(response.headers.get("Retry-After", "0") or 0)
-            raise ShopifyRetryable(f"HTTP {response.status_code} from {url}", retry_after)
+            raise ShopifyRetryable(f"HTTP {response.status_code} from {url}",
+                                   _retry_after(response.headers.get("Retry-After")))
         if response.status_code in (401, 403):
             raise ShopifyAuthError(f"HTTP {response.status_code}: {response.text[:200]}")
         if response.status_code >= 400:

@@ -42,6 +42,9 @@ class ShopifyPlatform:
                            locale=primary)
 
     def create_discount(self, request: DiscountRequest) -> str:
+        if (request.percent_off is None) == (request.amount_off is None):
+            # Neither would send the amount "None" to Shopify; both would silently drop the amount.
+            raise ValueError("a discount takes exactly one of percent_off and amount_off")
         value: dict[str, Any]
         if request.percent_off is not None:
             value = {"percentage": float(request.percent_off / 100)}
