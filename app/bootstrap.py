@@ -4,12 +4,13 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from typing import Any
 
 from sqlalchemy import Engine
 from sqlalchemy.orm import Session, sessionmaker
 
 from app.config import Settings
-from app.db.engine import make_engine, session_factory
+from app.db.engine import make_engine, make_intake_engine, session_factory
 from app.inbox import ShopDirectory
 from app.queue import InProcessQueue, JobQueue, RQQueue
 from app.vault import Vault
@@ -25,6 +26,7 @@ class SystemClock:
 class Container:
     settings: Settings
     engine: Engine
+    intake: Engine  # autocommit, for the webhook intake's single INSERT
     sessions: sessionmaker[Session]
     queue: JobQueue
     vault: Vault
@@ -39,15 +41,18 @@ class Container:
 _current: Container | None = None
 
 
-def bootstrap(settings: Settings, *, queue: JobQueue | None = None, engine: Engine | None = None) -> Container:
+def bootstrap(settings: Settings, *, queue: JobQueue | None = None, engine_options: dict[str, Any] | None = None
+              ) -> Container:
     """Build the container and make it the one jobs use in this process."""
     global _current
-    engine = engine or make_engine(settings.database_url)
+    options = engine_options or {}
+    engine = make_engine(settings.database_url, **options)
     if queue is None:
         queue = RQQueue(settings.redis_url, settings.queue_name) if settings.redis_url else InProcessQueue(
             settings.sweep_interval_s)
     container = Container(
-        settings=settings, engine=engine, sessions=session_factory(engine), queue=queue,
+        settings=settings, engine=engine, intake=make_intake_engine(settings.database_url, engine, **options),
+        sessions=session_factory(engine), queue=queue,
         vault=Vault(settings.encryption_keys),
         shopify=ShopifyClient(api_key=settings.shopify_api_key, api_secret=settings.shopify_api_secrets[0],
                               shop_origin=settings.shopify_shop_origin),

@@ -1,12 +1,16 @@
-"""The `encore` command: run, demo, worker, db upgrade, sweep, rotate-keys."""
+"""The `encore` command: run, demo, worker, db upgrade, relay, rotate-keys."""
 
 from __future__ import annotations
 
 import threading
+import time
 
 import click
+import structlog
 
 from app.config import Settings
+
+log = structlog.get_logger(__name__)
 
 
 @click.group()
@@ -57,11 +61,12 @@ def demo(port: int, orders_every: float) -> None:
 @main.command()
 @click.option("--burst", is_flag=True, help="Process what is queued, then exit.")
 def worker(burst: bool) -> None:
-    """An RQ worker (with the scheduler) and a sweeper thread that re-enqueues what was lost."""
+    """An RQ worker (with the scheduler) beside the relay: every 250 ms it enqueues the inbox rows that are
+    due (new, retried, lost or left by a dead worker); every 15 minutes it keeps quiet shops' tokens alive."""
     from rq import Worker
     from rq.serializers import JSONSerializer
 
-    from app import inbox
+    from app import inbox, shops
     from app.bootstrap import bootstrap
     from app.queue import RQQueue
 
@@ -72,12 +77,18 @@ def worker(burst: bool) -> None:
     assert isinstance(c.queue, RQQueue)
     stop = threading.Event()
 
-    def sweeper() -> None:
-        while not stop.wait(settings.sweep_interval_s):
-            inbox.sweep(c)
+    def relay() -> None:
+        last_keep_alive = 0.0
+        while not stop.wait(0.25):
+            try:
+                inbox.relay(c)
+                if time.monotonic() - last_keep_alive > 900:
+                    last_keep_alive = time.monotonic()
+                    shops.keep_alive(c)
+            except Exception:  # the database restarting must not end the relay
+                log.exception("relay_failed")
 
-    inbox.sweep(c)
-    threading.Thread(target=sweeper, daemon=True).start()
+    threading.Thread(target=relay, name="encore-relay", daemon=True).start()
     try:
         Worker([c.queue.rq], connection=c.queue.redis, serializer=JSONSerializer).work(
             burst=burst, with_scheduler=not burst)
@@ -86,12 +97,12 @@ def worker(burst: bool) -> None:
 
 
 @main.command()
-def sweep() -> None:
-    """Enqueue every inbox row a lost job or a dead worker left behind."""
+def relay() -> None:
+    """Enqueue every inbox row that is due now (new, retried, lost, or left by a dead worker)."""
     from app import inbox
     from app.bootstrap import bootstrap
 
-    click.echo(f"re-enqueued {inbox.sweep(bootstrap(Settings.from_env()))} rows")
+    click.echo(f"enqueued {inbox.relay(bootstrap(Settings.from_env()))} rows")
 
 
 @main.command("rotate-keys")

@@ -1,8 +1,11 @@
 """The inbox: every verified webhook is stored first, then processed exactly once into domain events.
 
-A row moves pending -> processing (leased) -> done | ignored | parked. A crashed worker leaves an expired
-lease; a lost job leaves a pending row; the sweep finds both and enqueues them again. A row that keeps
-failing is parked with its error, visible in the admin and retryable from there.
+Intake only inserts the row (one autocommitted statement) and nudges the queue. The relay, the one place
+that hands rows to the queue, enqueues every due row and marks when it did: new rows, retries whose backoff
+is over, rows whose job was lost (enqueued long ago, still pending) and rows of a dead worker (expired lease).
+It is the transactional-outbox pattern: the database is the queue of record, Redis carries pointers.
+A row moves pending -> processing (leased) -> done | ignored | parked. A row that keeps failing is parked
+with its error, visible in the admin and retryable from there.
 """
 
 from __future__ import annotations
@@ -15,7 +18,7 @@ from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING
 
 import structlog
-from sqlalchemy import and_, or_, select, text, update
+from sqlalchemy import and_, or_, select, update
 from sqlalchemy.exc import IntegrityError, OperationalError
 from sqlalchemy.orm import Session
 
@@ -64,24 +67,42 @@ class ShopDirectory:
         self._cache.pop((platform, domain), None)
 
 
-_INSERT = text(
+_INSERT = (
     "INSERT INTO inbox (shop_id, platform, topic, event_id, body, received_at, status, attempts) "
-    "VALUES (:shop_id, :platform, :topic, :event_id, :body, :received_at, 'pending', 0) "
-    "ON CONFLICT (shop_id, topic, event_id) DO NOTHING RETURNING id"
+    "VALUES ({}, {}, {}, {}, {}, {}, 'pending', 0) ON CONFLICT (shop_id, topic, event_id) DO NOTHING RETURNING id"
 )
+_INSERT_FOR = {"pyformat": _INSERT.format(*["%s"] * 6), "format": _INSERT.format(*["%s"] * 6),
+               "qmark": _INSERT.format(*["?"] * 6)}
 
 
 def store(c: Container, *, shop_id: int, platform: str, topic: str, event_id: str, body: bytes) -> int | None:
-    """Store one delivery; None when the same event was stored before (a duplicate changes nothing)."""
-    params = {"shop_id": shop_id, "platform": platform, "topic": topic, "event_id": event_id, "body": body,
-              "received_at": datetime.now(UTC)}
-    if c.settings.is_sqlite:
-        params["received_at"] = params["received_at"].isoformat(sep=" ")  # type: ignore[attr-defined]
-    with c.engine.begin() as conn:
-        row_id = conn.execute(_INSERT, params).scalar()
-    if row_id is not None:
-        c.queue.enqueue("process_inbox", int(row_id))
-    return None if row_id is None else int(row_id)
+    """Store one delivery, committed when this returns; None when the same event was stored before.
+
+    One autocommitted INSERT on the intake engine (no pre-ping, no BEGIN/COMMIT round trips); a connection
+    found dropped is replaced and the INSERT tried once more, which is safe since a duplicate does nothing.
+    """
+    now = datetime.now(UTC)
+    params = (shop_id, platform, topic, event_id, body, now.isoformat(sep=" ") if c.settings.is_sqlite else now)
+    sql = _INSERT_FOR[c.intake.dialect.paramstyle]
+    for attempt in (1, 2):
+        conn = c.intake.raw_connection()  # the DBAPI connection itself: this hot path skips SQLAlchemy's layers
+        try:
+            cursor = conn.cursor()
+            cursor.execute(sql, params)
+            found = cursor.fetchone()
+            conn.commit()
+            row_id = None if found is None else found[0]
+            break
+        except c.intake.dialect.loaded_dbapi.OperationalError:
+            conn.invalidate()  # a dropped connection: once more on a fresh one (a duplicate does nothing)
+            if attempt == 2:
+                raise
+        finally:
+            conn.close()
+    if row_id is None:
+        return None
+    c.queue.nudge()
+    return int(row_id)
 
 
 def _claim(c: Container, row_id: int, now: datetime) -> InboxRow | None:
@@ -114,7 +135,7 @@ def _retry_later(c: Container, row: InboxRow, error: str) -> str:
     delay = min(300.0, 2 ** row.attempts) * (0.5 + random.random())
     with c.sessions() as s, s.begin():
         s.execute(update(InboxRow).where(InboxRow.id == row.id).values(
-            status="pending", lease_until=None, last_error=error,
+            status="pending", lease_until=None, last_error=error, enqueued_at=None,
             next_attempt_at=datetime.now(UTC) + timedelta(seconds=delay)))
     return "retry"
 
@@ -160,21 +181,24 @@ def process(c: Container, row_id: int) -> str:
         structlog.contextvars.unbind_contextvars("shop_id", "platform", "inbox_id")
 
 
-def sweep(c: Container, *, grace_s: float = 30.0, limit: int = 1000) -> int:
-    """Enqueue rows a lost job or a dead worker left behind; returns how many."""
+def relay(c: Container, *, lost_after_s: float = 60.0, limit: int = 1000) -> int:
+    """Enqueue every due row and note when; returns how many. Safe to run from many workers at once."""
     now = datetime.now(UTC)
-    stale = now - timedelta(seconds=grace_s)
+    ready = or_(InboxRow.next_attempt_at.is_(None), InboxRow.next_attempt_at <= now)
     due = or_(
-        and_(InboxRow.status == "pending", InboxRow.next_attempt_at.is_(None), InboxRow.received_at < stale),
-        and_(InboxRow.status == "pending", InboxRow.next_attempt_at <= now),
-        and_(InboxRow.status == "processing", InboxRow.lease_until < now),
+        and_(InboxRow.status == "pending", InboxRow.enqueued_at.is_(None), ready),  # new, or backoff over
+        and_(InboxRow.status == "pending", InboxRow.enqueued_at < now - timedelta(seconds=lost_after_s)),  # lost
+        and_(InboxRow.status == "processing", InboxRow.lease_until < now),  # its worker died
     )
-    with c.engine.connect() as conn:
-        ids = list(conn.execute(select(InboxRow.id).where(due).order_by(InboxRow.id).limit(limit)).scalars())
-    for row_id in ids:
-        c.queue.enqueue("process_inbox", row_id)
+    with c.sessions() as s, s.begin():
+        ids = list(s.scalars(select(InboxRow.id).where(due).order_by(InboxRow.id).limit(limit)
+                             .with_for_update(skip_locked=True)))
+        if ids:
+            s.execute(update(InboxRow).where(InboxRow.id.in_(ids)).values(
+                status="pending", enqueued_at=now, lease_until=None))
     if ids:
-        log.info("inbox_swept", count=len(ids))
+        c.queue.enqueue_many("process_inbox", ids)
+        log.debug("inbox_relayed", count=len(ids))
     return len(ids)
 
 
@@ -183,9 +207,9 @@ def retry_parked(c: Container, shop_id: int, row_id: int) -> bool:
     with c.sessions() as s, s.begin():
         changed = rowcount(s.execute(update(InboxRow).where(
             InboxRow.id == row_id, InboxRow.shop_id == shop_id, InboxRow.status == "parked"
-        ).values(status="pending", attempts=0, next_attempt_at=None, last_error=None)))
+        ).values(status="pending", attempts=0, next_attempt_at=None, last_error=None, enqueued_at=None)))
     if changed:
-        c.queue.enqueue("process_inbox", row_id)
+        c.queue.nudge()
     return bool(changed)
 
 

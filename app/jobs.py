@@ -10,7 +10,11 @@ def process_inbox(inbox_id: int) -> str:
     return inbox.process(current(), int(inbox_id))
 
 
+def relay() -> int:
+    return inbox.relay(current())
+
+
 def sweep() -> int:
     c = current()
     shops.keep_alive(c)
-    return inbox.sweep(c)
+    return inbox.relay(c)

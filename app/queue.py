@@ -1,14 +1,14 @@
-"""enqueue(): RQ when REDIS_URL is set, an in-process worker thread on the embedded default.
+"""The job queue: RQ when REDIS_URL is set, an in-process worker thread on the embedded default.
 
-Jobs carry ids only. The database stays the source of truth: a sweep re-enqueues whatever a lost job
-or a dead worker left behind, so a queue may lose anything without losing work.
+Jobs carry ids only. Rows are handed to the queue by the relay (app/inbox.py), never by the intake, so the
+database stays the queue of record: whatever a queue loses, the relay enqueues again.
 """
 
 from __future__ import annotations
 
 import queue as stdqueue
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from typing import Any, Protocol
 
 import structlog
@@ -19,6 +19,12 @@ log = structlog.get_logger(__name__)
 class JobQueue(Protocol):
     def enqueue(self, job: str, *args: int | str) -> None: ...
 
+    def enqueue_many(self, job: str, ids: Iterable[int]) -> None: ...
+
+    def nudge(self) -> None:
+        """New rows are waiting: relay them soon (at once in-process; RQ workers poll every 250 ms)."""
+        ...
+
 
 def _resolve(job: str) -> Callable[..., Any]:
     from app import jobs
@@ -28,7 +34,7 @@ def _resolve(job: str) -> Callable[..., Any]:
 
 
 class InProcessQueue:
-    """A worker thread in the web process, with a periodic sweep; for the embedded default and tests."""
+    """A worker thread in the web process, relaying on every nudge and sweeping periodically."""
 
     def __init__(self, sweep_every: float = 15.0, autostart: bool = True) -> None:
         self._q: stdqueue.Queue[tuple[str, tuple[Any, ...]] | None] = stdqueue.Queue()
@@ -37,6 +43,7 @@ class InProcessQueue:
         self._threads: list[threading.Thread] = []
         self._idle = threading.Condition()
         self._busy = 0
+        self._relay_waiting = False
         if autostart:
             self.start()
 
@@ -44,6 +51,17 @@ class InProcessQueue:
         with self._idle:
             self._busy += 1
         self._q.put((job, args))
+
+    def enqueue_many(self, job: str, ids: Iterable[int]) -> None:
+        for row_id in ids:
+            self.enqueue(job, row_id)
+
+    def nudge(self) -> None:
+        with self._idle:
+            if self._relay_waiting:
+                return  # a relay is already queued and will see this row too
+            self._relay_waiting = True
+        self.enqueue("relay")
 
     def start(self) -> None:
         if self._threads:
@@ -59,6 +77,9 @@ class InProcessQueue:
             if item is None:
                 return
             job, args = item
+            if job == "relay":
+                with self._idle:
+                    self._relay_waiting = False
             try:
                 _resolve(job)(*args)
             except Exception:
@@ -91,8 +112,23 @@ class RQQueue:
         self.redis = Redis.from_url(redis_url)
         self.rq = Queue(name, connection=self.redis, serializer=JSONSerializer)
 
-    def enqueue(self, job: str, *args: int | str) -> None:
+    def _job(self, job: str, *args: int | str) -> Any:
         from rq import Retry
 
-        self.rq.enqueue(f"app.jobs.{job}", *args, retry=Retry(max=3, interval=[1, 5, 30]), job_timeout=120,
-                        result_ttl=0, failure_ttl=86400)
+        return self.rq.prepare_data(f"app.jobs.{job}", args=args, retry=Retry(max=3, interval=[1, 5, 30]),
+                                    timeout=120, result_ttl=0, failure_ttl=86400)
+
+    def enqueue(self, job: str, *args: int | str) -> None:
+        self.rq.enqueue_many([self._job(job, *args)])
+
+    def enqueue_many(self, job: str, ids: Iterable[int]) -> None:
+        """One pipeline for the whole batch the relay hands over."""
+        batch = [self._job(job, row_id) for row_id in ids]
+        with self.redis.pipeline() as pipe:
+            self.rq.enqueue_many(batch, pipeline=pipe)
+            pipe.execute()
+
+    def nudge(self) -> None:
+        """Nothing to do here: the workers' relay polls the database every 250 ms."""
+
+

@@ -49,10 +49,8 @@ def pg_schema() -> Iterator[str | None]:
     admin.dispose()
 
 
-def _engine(settings: Settings, schema: str | None) -> Engine:
-    if schema:
-        return make_engine(settings.database_url, connect_args={"options": f"-csearch_path={schema}"})
-    return make_engine(settings.database_url)
+def engine_options(schema: str | None) -> dict[str, Any]:
+    return {"connect_args": {"options": f"-csearch_path={schema}"}} if schema else {}
 
 
 @pytest.fixture
@@ -80,12 +78,11 @@ def make_container(pg_schema: str | None) -> Iterator[Any]:
     made: list[Container] = []
 
     def build(settings: Settings, queue: Any = None) -> Container:
-        engine = _engine(settings, pg_schema)
+        c = bootstrap(settings, engine_options=engine_options(pg_schema), queue=queue or InProcessQueue(sweep_every=3600))
         if pg_schema is None:
-            upgrade(engine)
+            upgrade(c.engine)
         else:
-            reset(engine, pg_schema)
-        c = bootstrap(settings, engine=engine, queue=queue or InProcessQueue(sweep_every=3600))
+            reset(c.engine, pg_schema)
         made.append(c)
         return c
 
@@ -95,6 +92,7 @@ def make_container(pg_schema: str | None) -> Iterator[Any]:
             c.queue.drain(5)
             c.queue.stop()
         c.engine.dispose()
+        c.intake.dispose()
 
 
 @pytest.fixture

@@ -32,6 +32,15 @@ def make_engine(url: str, **kwargs: Any) -> Engine:
     return create_engine(url, **kwargs)
 
 
+def make_intake_engine(url: str, engine: Engine, **kwargs: Any) -> Engine:
+    """The engine the webhook intake stores through: each statement commits on its own, and on PostgreSQL a
+    pool of its own without the pre-ping (the caller retries a dropped connection once), so storing a
+    delivery is one round trip."""
+    if engine.dialect.name != "postgresql":
+        return engine  # SQLite: one writer at a time anyway; the caller commits
+    return make_engine(url, isolation_level="AUTOCOMMIT", pool_pre_ping=False, **kwargs)
+
+
 def rowcount(result: Result[Any]) -> int:
     """Rows an UPDATE or DELETE touched (SQLAlchemy types execute() results without it)."""
     return int(cast(CursorResult[Any], result).rowcount)

@@ -227,6 +227,7 @@ class InboxRow(Base):
     received_at: Mapped[datetime] = mapped_column(default=utcnow)
     status: Mapped[str] = mapped_column(String(16), default="pending")  # pending/processing/done/parked/ignored
     attempts: Mapped[int] = mapped_column(default=0)
+    enqueued_at: Mapped[datetime | None]  # when the relay last handed it to the queue
     lease_until: Mapped[datetime | None]
     next_attempt_at: Mapped[datetime | None]
     processed_at: Mapped[datetime | None]

@@ -128,7 +128,7 @@ def _apply(c: Container, shop_id: int, stream: list[int]) -> dict[str, Any]:
         drain(c)
         with c.sessions() as s, s.begin():
             s.execute(update(t.InboxRow).where(t.InboxRow.status == "pending").values(next_attempt_at=datetime.now(UTC)))
-        if not inbox.sweep(c, grace_s=0):
+        if not inbox.relay(c):
             break
     drain(c)
     assert count(c, t.InboxRow, t.InboxRow.status != "done") == 0
@@ -163,22 +163,30 @@ class DroppingQueue:
     def enqueue(self, job: str, *args: Any) -> None:
         self.lost.append((job, args))
 
+    def enqueue_many(self, job: str, ids: Any) -> None:
+        self.lost.extend((job, (i,)) for i in ids)
 
-def test_a_lost_job_and_a_dead_worker_are_recovered_by_the_sweep(container: Container) -> None:
+    def nudge(self) -> None:
+        self.lost.append(("nudge", ()))
+
+
+def test_a_lost_job_and_a_dead_worker_are_recovered_by_the_relay(container: Container) -> None:
     shop_id = add_shop(container)
-    real_queue = container.queue
-    container.queue = DroppingQueue()  # type: ignore[assignment]
+    real_queue, dropping = container.queue, DroppingQueue()
+    container.queue = dropping  # type: ignore[assignment]
     lost = inbox.store(container, shop_id=shop_id, platform="shopify", topic="orders/create", event_id="a",
                        body=json.dumps(sample.ORDER).encode())
     crashed = inbox.store(container, shop_id=shop_id, platform="shopify", topic="customers/update", event_id="b",
                           body=json.dumps(sample.CUSTOMER).encode())
+    assert inbox.relay(container) == 2 and inbox.relay(container) == 0  # handed over once ... and lost
+    assert dropping.lost[-2:] == [("process_inbox", (lost,)), ("process_inbox", (crashed,))]
     container.queue = real_queue
     past = datetime.now(UTC) - timedelta(minutes=5)
     with container.sessions() as s, s.begin():  # one row was claimed by a worker that died mid-job
         s.execute(update(t.InboxRow).where(t.InboxRow.id == crashed).values(
             status="processing", lease_until=past, attempts=1))
-    assert inbox.sweep(container, grace_s=3600) == 1  # only the dead worker's row is due yet
-    assert inbox.sweep(container, grace_s=0) >= 1
+    assert inbox.relay(container) == 1  # the dead worker's row at once; the lost job only once it is overdue
+    assert inbox.relay(container, lost_after_s=0) == 2
     drain(container)
     with container.sessions() as s:
         statuses = dict(s.execute(select(t.InboxRow.id, t.InboxRow.status)).all())

@@ -1,4 +1,4 @@
-"""Real Redis + RQ: jobs carry ids, a flushed Redis loses nothing, a worker processes what the sweep finds."""
+"""Real Redis + RQ: jobs carry ids, a flushed Redis loses nothing, a worker processes what the relay hands it."""
 
 from __future__ import annotations
 
@@ -51,6 +51,8 @@ def test_an_rq_worker_processes_inbox_rows_by_id(rq_container: Container) -> Non
     row = inbox.store(rq_container, shop_id=shop_id, platform="shopify", topic="orders/create", event_id="a",
                       body=json.dumps(sample.ORDER).encode())
     assert isinstance(rq_container.queue, RQQueue)
+    assert rq_container.queue.rq.count == 0  # intake only inserts; the relay hands rows to RQ
+    assert inbox.relay(rq_container) == 1
     [job] = rq_container.queue.rq.get_jobs()
     assert (job.func_name, job.args) == ("app.jobs.process_inbox", [row])  # an id, JSON-serialized, not an object
     work(rq_container)
@@ -64,10 +66,12 @@ def test_redis_losing_its_data_loses_no_webhook(rq_container: Container) -> None
         inbox.store(rq_container, shop_id=shop_id, platform="shopify", topic=topic, event_id=str(n),
                     body=json.dumps(payload).encode())
     assert isinstance(rq_container.queue, RQQueue)
-    rq_container.queue.rq.empty()  # the jobs are gone, as after a Redis restart without persistence
+    assert inbox.relay(rq_container) == 2
+    rq_container.queue.redis.flushdb()  # the jobs are gone, as after a Redis restart without persistence
     work(rq_container)
     assert statuses(rq_container) == ["pending", "pending"]
-    assert inbox.sweep(rq_container, grace_s=0) == 2
+    assert inbox.relay(rq_container) == 0  # not yet overdue
+    assert inbox.relay(rq_container, lost_after_s=0) == 2
     work(rq_container)
     assert statuses(rq_container) == ["done", "done"]
     # Running the same job twice changes nothing.
