@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
@@ -39,6 +40,15 @@ class Container:
 
 
 _current: Container | None = None
+_fork_hook = False
+
+
+def _after_fork_in_child() -> None:
+    """An RQ worker forks a child per job: the child must not touch the parent's pooled connections (two
+    processes on one PostgreSQL connection corrupt each other's transactions), so it starts with new pools."""
+    if _current is not None:
+        _current.engine.dispose(close=False)
+        _current.intake.dispose(close=False)
 
 
 def bootstrap(settings: Settings, *, queue: JobQueue | None = None, engine_options: dict[str, Any] | None = None
@@ -58,6 +68,10 @@ def bootstrap(settings: Settings, *, queue: JobQueue | None = None, engine_optio
                               shop_origin=settings.shopify_shop_origin),
     )
     _current = container
+    global _fork_hook
+    if not _fork_hook:
+        os.register_at_fork(after_in_child=_after_fork_in_child)
+        _fork_hook = True
     return container
 
 

@@ -112,3 +112,7 @@ def rotate_keys() -> None:
     from app.shops import rotate_keys as rotate
 
     click.echo(f"re-sealed tokens of {rotate(bootstrap(Settings.from_env()))} shops")
+
+
+if __name__ == "__main__":
+    main()

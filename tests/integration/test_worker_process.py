@@ -1,0 +1,84 @@
+"""`encore worker` as a real process: its relay finds stored rows and its RQ worker processes them; a worker
+killed with SIGKILL mid-stream loses nothing, and the next one finishes the work."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+import uuid
+from pathlib import Path
+from typing import Any
+from urllib.parse import quote
+
+import pytest
+from sqlalchemy import func, select
+
+from app import inbox
+from app.bootstrap import Container
+from app.db import models as t
+from tests.conftest import API_KEY, API_SECRET, USE_PG
+from tests.helpers import add_shop
+from tests.samples import shopify as sample
+
+REDIS_URL = os.environ.get("REDIS_URL")
+pytestmark = pytest.mark.skipif(not (REDIS_URL and USE_PG), reason="needs REDIS_URL and a PostgreSQL DATABASE_URL")
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def start_worker(c: Container, schema: str, queue: str, log: Any) -> subprocess.Popen[bytes]:
+    url = c.settings.database_url.replace("postgresql+psycopg://", "postgresql://")
+    env = {**os.environ, "DATABASE_URL": f"{url}?options={quote(f'-csearch_path={schema}')}", "REDIS_URL": REDIS_URL or "",
+           "ENCORE_QUEUE": queue, "ENCORE_ENV": "test", "SHOPIFY_API_KEY": API_KEY, "SHOPIFY_API_SECRET": API_SECRET,
+           "ENCORE_ENCRYPTION_KEYS": ",".join(c.settings.encryption_keys), "ENCORE_SECRET_KEY": "test",
+           "ENCORE_LOG_LEVEL": "WARNING"}
+    return subprocess.Popen([sys.executable, "-m", "app.cli", "worker"], cwd=ROOT, env=env,
+                            stdout=subprocess.DEVNULL, stderr=log)
+
+
+def done(c: Container) -> int:
+    with c.sessions() as s:
+        return int(s.scalar(select(func.count()).select_from(t.InboxRow).where(t.InboxRow.status == "done")) or 0)
+
+
+def wait_for(predicate: Any, timeout: float = 30.0) -> bool:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if predicate():
+            return True
+        time.sleep(0.1)
+    return False
+
+
+def test_worker_process_relays_and_processes_and_survives_sigkill(settings: Any, make_container: Any,
+                                                                  pg_schema: str, tmp_path: Path) -> None:
+    from app.queue import RQQueue
+
+    name = f"encore-proc-{uuid.uuid4().hex[:8]}"
+    assert REDIS_URL
+    c: Container = make_container(settings.with_(redis_url=REDIS_URL, queue_name=name), queue=RQQueue(REDIS_URL, name))
+    shop_id = add_shop(c)
+    for n in range(40):
+        order = dict(sample.ORDER, id=1000 + n, fulfillments=[])
+        inbox.store(c, shop_id=shop_id, platform="shopify", topic="orders/create", event_id=f"e{n}",
+                    body=json.dumps(order).encode())
+    with (tmp_path / "worker.log").open("ab") as log:
+        worker = start_worker(c, pg_schema, name, log)
+        try:
+            assert wait_for(lambda: done(c) >= 5), "the first worker processed nothing"
+            worker.send_signal(signal.SIGKILL)  # mid-stream: no goodbye, jobs in flight, leases held
+            worker.wait(10)
+            stopped_at = done(c)
+            worker = start_worker(c, pg_schema, name, log)
+            assert wait_for(lambda: done(c) == 40, timeout=90), f"stuck at {done(c)} after {stopped_at}"
+        finally:
+            worker.kill()
+            worker.wait(10)
+        assert isinstance(c.queue, RQQueue)
+        c.queue.rq.empty()
+    with c.sessions() as s:
+        assert s.scalar(select(func.count()).select_from(t.Order)) == 40
+        assert s.scalar(select(func.count()).select_from(t.EventRow).where(t.EventRow.type == "OrderPlaced")) == 40
