@@ -102,7 +102,10 @@ def relay() -> None:
     from app import inbox
     from app.bootstrap import bootstrap
 
-    click.echo(f"enqueued {inbox.relay(bootstrap(Settings.from_env()))} rows")
+    c, total = bootstrap(Settings.from_env()), 0
+    while count := inbox.relay(c):
+        total += count
+    click.echo(f"enqueued {total} rows")
 
 
 @main.command("rotate-keys")
