@@ -28,10 +28,10 @@ import json
 import math
 import os
 import platform
+import re
 import shutil
 import signal
 import socket
-import re
 import subprocess
 import sys
 import time
