@@ -85,9 +85,7 @@ def test_malformed_payloads_say_what_is_wrong(topic: str, mutate: object, reason
         translate(1, topic, payload)
 
 
-@pytest.mark.parametrize("topic", sorted(TOPICS))
+@pytest.mark.parametrize("topic", sorted(set(TOPICS) - {"app/uninstalled", "shop/redact"}))  # these read no body
 def test_a_non_object_body_is_malformed_for_every_topic(topic: str) -> None:
-    if topic in ("app/uninstalled", "shop/redact"):
-        pytest.skip("these topics need nothing from the body")
     with pytest.raises(MalformedPayload):
         translate(1, topic, ["not", "an", "object"])
