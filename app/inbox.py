@@ -23,6 +23,7 @@ from sqlalchemy.exc import IntegrityError, OperationalError
 from sqlalchemy.orm import Session
 
 from app.core.handlers import OrderNotYetKnown
+from app.core.commands import RedactShop
 from app.core.messagebus import AFTER_UNINSTALL, handle
 from app.db.engine import rowcount
 from app.db.models import InboxRow, Shop
@@ -163,7 +164,7 @@ def process(c: Container, row_id: int) -> str:
             return "ignored"
         for cmd in commands:
             handle(cmd, SqlUnitOfWork(c.sessions, on_commit=lambda s: _finish(s, row.id, "done")), c.clock)
-        if any(type(cmd).__name__ == "RedactShop" for cmd in commands):
+        if any(isinstance(cmd, RedactShop) for cmd in commands):
             c.shops.forget(row.platform, shop.domain)
             return "done"
         with c.sessions() as s, s.begin():  # a handler with nothing to change commits nothing
