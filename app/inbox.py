@@ -22,8 +22,8 @@ from sqlalchemy import and_, or_, select, update
 from sqlalchemy.exc import IntegrityError, OperationalError
 from sqlalchemy.orm import Session
 
-from app.core.handlers import OrderNotYetKnown
 from app.core.commands import RedactShop
+from app.core.handlers import OrderNotYetKnown
 from app.core.messagebus import AFTER_UNINSTALL, handle
 from app.db.engine import rowcount
 from app.db.models import InboxRow, Shop

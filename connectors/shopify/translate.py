@@ -4,12 +4,27 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping
 from datetime import datetime
-from decimal import Decimal, InvalidOperation
+from decimal import Decimal
 from typing import Any
 
 from app.core import commands as c
 from app.core import model as m
 from connectors.base import MalformedPayload
+from connectors.payload import ident as _id
+from connectors.payload import money as _money
+from connectors.payload import obj as _obj
+from connectors.payload import opt as _opt
+from connectors.payload import when
+
+
+def _time(data: Mapping[str, Any], key: str, required: bool = True) -> datetime | None:
+    return when(data, key, required)
+
+
+def _req_time(data: Mapping[str, Any], key: str) -> datetime:
+    value = when(data, key)
+    assert value is not None
+    return value
 
 PAYMENT = {
     "pending": m.PaymentStatus.PENDING,
@@ -21,57 +36,6 @@ PAYMENT = {
     "voided": m.PaymentStatus.VOIDED,
     "expired": m.PaymentStatus.VOIDED,
 }
-
-
-def _obj(payload: Any, what: str = "the body") -> Mapping[str, Any]:
-    if not isinstance(payload, Mapping):
-        raise MalformedPayload(f"{what} is not a JSON object")
-    return payload
-
-
-def _id(data: Mapping[str, Any], key: str = "id") -> str:
-    value = data.get(key)
-    if value is None or value == "" or isinstance(value, bool | dict | list):
-        raise MalformedPayload(f"missing or invalid '{key}'")
-    return str(value)
-
-
-def _time(data: Mapping[str, Any], key: str, required: bool = True) -> datetime | None:
-    value = data.get(key)
-    if value in (None, ""):
-        if required:
-            raise MalformedPayload(f"missing '{key}'")
-        return None
-    try:
-        parsed = datetime.fromisoformat(str(value).replace("Z", "+00:00"))
-    except ValueError as exc:
-        raise MalformedPayload(f"'{key}' is not an ISO 8601 time: {value!r}") from exc
-    if parsed.tzinfo is None:
-        raise MalformedPayload(f"'{key}' has no time zone: {value!r}")
-    return parsed
-
-
-def _req_time(data: Mapping[str, Any], key: str) -> datetime:
-    value = _time(data, key)
-    assert value is not None
-    return value
-
-
-def _money(data: Mapping[str, Any], key: str, default: str | None = None) -> Decimal:
-    value = data.get(key, default)
-    if value is None:
-        raise MalformedPayload(f"missing '{key}'")
-    try:
-        amount = Decimal(str(value))
-    except InvalidOperation as exc:
-        raise MalformedPayload(f"'{key}' is not an amount: {value!r}") from exc
-    if not amount.is_finite():
-        raise MalformedPayload(f"'{key}' is not an amount: {value!r}")
-    return amount
-
-
-def _opt(value: Any) -> str | None:
-    return None if value in (None, "") else str(value)
 
 
 def customer(data: Mapping[str, Any]) -> m.CustomerRecord:

@@ -5,7 +5,6 @@ Checked against the vectors published in Shopify's own libraries (tests/contract
 
 from __future__ import annotations
 
-import base64
 import hashlib
 import hmac
 import json
@@ -19,31 +18,17 @@ import shopify
 from shopify import session_token
 from shopify.utils import shop_url
 
+from connectors import payload
 from connectors.base import Delivery, Headers, Rejection
 
 
 def header(headers: Headers, name: str) -> str | None:
-    """Read a Shopify header, case-insensitively, under either spelling: X-Shopify-* (webhooks) or Shopify-* (Events)."""
-    found = headers.get(f"X-Shopify-{name}") or headers.get(f"Shopify-{name}")
-    if found is None:
-        wanted = {f"x-shopify-{name}".lower(), f"shopify-{name}".lower()}
-        found = next((v for k, v in headers.items() if k.lower() in wanted), None)
-    return found
+    """A Shopify header under either spelling: X-Shopify-* (webhooks) or Shopify-* (Events), any case."""
+    return payload.header(headers, f"X-Shopify-{name}", f"Shopify-{name}")
 
 
-def webhook_hmac(body: bytes, secret: str) -> str:
-    return base64.b64encode(hmac.new(secret.encode(), body, hashlib.sha256).digest()).decode()
-
-
-def valid_webhook_hmac(body: bytes, signature: str | None, secrets: tuple[str, ...]) -> bool:
-    """Compare the base64 HMAC-SHA256 of the raw body in constant time, under the current and old secret."""
-    if not signature:
-        return False
-    given = signature.strip().encode()
-    ok = False
-    for secret in secrets:
-        ok |= hmac.compare_digest(webhook_hmac(body, secret).encode(), given)
-    return ok
+webhook_hmac = payload.b64_hmac
+valid_webhook_hmac = payload.valid_b64_hmac  # constant time, current and old secret
 
 
 def sanitize_shop(domain: str | None) -> str | None:
