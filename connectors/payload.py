@@ -81,6 +81,12 @@ def when(data: Mapping[str, Any], key: str, required: bool = True, *, naive_is_u
     return parsed.astimezone(UTC)
 
 
+def required_when(data: Mapping[str, Any], key: str, *, naive_is_utc: bool = False) -> datetime:
+    value = when(data, key, naive_is_utc=naive_is_utc)
+    assert value is not None  # when() raises for a missing required time
+    return value
+
+
 def money(data: Mapping[str, Any], key: str, default: str | None = None) -> Decimal:
     value = data.get(key, default)
     if value is None or value == "":

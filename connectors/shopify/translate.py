@@ -14,17 +14,8 @@ from connectors.payload import ident as _id
 from connectors.payload import money as _money
 from connectors.payload import obj as _obj
 from connectors.payload import opt as _opt
-from connectors.payload import when
-
-
-def _time(data: Mapping[str, Any], key: str, required: bool = True) -> datetime | None:
-    return when(data, key, required)
-
-
-def _req_time(data: Mapping[str, Any], key: str) -> datetime:
-    value = when(data, key)
-    assert value is not None
-    return value
+from connectors.payload import required_when as _req_time
+from connectors.payload import when as _time
 
 PAYMENT = {
     "pending": m.PaymentStatus.PENDING,

@@ -25,7 +25,7 @@ from connectors.payload import ident as _id
 from connectors.payload import money as _money
 from connectors.payload import obj as _obj
 from connectors.payload import opt as _opt
-from connectors.payload import when
+from connectors.payload import required_when, when
 
 
 def _time(data: Mapping[str, Any], key: str, required: bool = True) -> datetime | None:
@@ -34,9 +34,7 @@ def _time(data: Mapping[str, Any], key: str, required: bool = True) -> datetime 
 
 
 def _req_time(data: Mapping[str, Any], key: str) -> datetime:
-    value = _time(data, key)
-    assert value is not None
-    return value
+    return required_when(data, key, naive_is_utc=True)
 
 PAYMENT = {
     "pending": m.PaymentStatus.PENDING,
