@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 import secrets
 from collections.abc import Mapping
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 from cryptography.fernet import Fernet
@@ -54,7 +54,6 @@ class Settings:
     sweep_interval_s: float = 15.0
     inbox_lease_s: int = 60
     inbox_max_attempts: int = 5
-    extra: Mapping[str, str] = field(default_factory=dict)
 
     @property
     def development(self) -> bool:
