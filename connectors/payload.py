@@ -9,6 +9,7 @@ import hmac
 from collections.abc import Mapping
 from datetime import UTC, datetime
 from decimal import Decimal, InvalidOperation
+from email.utils import parsedate_to_datetime
 from typing import Any
 
 from connectors.base import Headers, MalformedPayload
@@ -102,3 +103,20 @@ def money(data: Mapping[str, Any], key: str, default: str | None = None) -> Deci
     if not amount.is_finite():
         raise MalformedPayload(f"'{key}' is not an amount: {value!r}")
     return amount
+
+
+def retry_after(value: str | None) -> float:
+    """Seconds to wait from a Retry-After header: delay-seconds or an HTTP-date (RFC 9110); 0 if unreadable."""
+    if not value:
+        return 0.0
+    try:
+        return max(float(value), 0.0)
+    except ValueError:
+        pass
+    try:
+        at = parsedate_to_datetime(value)
+    except (TypeError, ValueError):
+        return 0.0
+    if at.tzinfo is None:
+        at = at.replace(tzinfo=UTC)
+    return max((at - datetime.now(UTC)).total_seconds(), 0.0)

@@ -25,6 +25,7 @@ from app.db.models import Base
 from app.migrate import upgrade
 from app.queue import InProcessQueue
 from app.simulator.shopify import ShopifySimulator
+from app.simulator.woocommerce import WooCommerceSimulator
 
 API_KEY, API_SECRET = "test-api-key", "shpss_test_0123456789abcdef0123456789abcdef"
 PG_URL = os.environ.get("DATABASE_URL", "")
@@ -135,3 +136,12 @@ def live(settings: Settings, make_container: Any) -> Iterator[tuple[LiveServer, 
     yield server, sim, c
     server.stop()
     sim.stop()
+
+
+@pytest.fixture
+def woocommerce_store() -> Iterator[WooCommerceSimulator]:
+    """A WooCommerce store simulator over real HTTP on a free port."""
+    simulator = WooCommerceSimulator()
+    simulator.start()
+    yield simulator
+    simulator.stop()

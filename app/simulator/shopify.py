@@ -28,8 +28,8 @@ from urllib.parse import urlencode
 import jwt
 import requests
 from flask import Flask, Response, jsonify, redirect, request
-from werkzeug.serving import make_server
 
+from app.simulator.server import SimulatedServer
 from connectors.shopify.client import API_VERSION
 
 ADMIN_HTML = """<!doctype html><html><head><meta charset="utf-8"><title>Shopify admin (simulated)</title>
@@ -88,7 +88,7 @@ class StoreState:
     spent_refresh_tokens: set[str] = field(default_factory=set)
 
 
-class ShopifySimulator:
+class ShopifySimulator(SimulatedServer):
     def __init__(self, *, api_key: str, api_secret: str, app_url: str, access_ttl: int = 3600) -> None:
         self.api_key, self.api_secret, self.app_url, self.access_ttl = api_key, api_secret, app_url.rstrip("/"), access_ttl
         self.stores: dict[str, StoreState] = {}
@@ -98,21 +98,8 @@ class ShopifySimulator:
         self.token_calls: list[str] = []
         self._ids = itertools.count(int(time.time()) * 10)
         self._lock = threading.RLock()
-        self.origin = ""
-        self._server: Any = None
+        super().__init__()
         self.app = self._build()
-
-    # --- running ---------------------------------------------------------------------------------------
-
-    def start(self, host: str = "127.0.0.1", port: int = 0) -> str:
-        self._server = make_server(host, port, self.app, threaded=True)
-        self.origin = f"http://{host}:{self._server.server_port}"
-        threading.Thread(target=self._server.serve_forever, daemon=True).start()
-        return self.origin
-
-    def stop(self) -> None:
-        if self._server is not None:
-            self._server.shutdown()
 
     @property
     def shop_origin_template(self) -> str:

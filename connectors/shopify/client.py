@@ -12,13 +12,14 @@ import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from email.utils import parsedate_to_datetime
 from typing import Any
 from urllib.parse import urlencode
 
 import requests
 import structlog
 from tenacity import RetryCallState, Retrying, retry_if_exception_type, stop_after_attempt, wait_exponential
+
+from connectors.payload import retry_after
 
 API_VERSION = "2025-10"  # the one place the Admin API version is pinned
 TOKEN_EXCHANGE = "urn:ietf:params:oauth:grant-type:token-exchange"
@@ -68,23 +69,6 @@ class _Bucket:
     seen_at: float = 0.0
 
 
-def _retry_after(value: str | None) -> float:
-    """Seconds to wait from a Retry-After header: delay-seconds or an HTTP-date (RFC 9110); 0 if unreadable."""
-    if not value:
-        return 0.0
-    try:
-        return max(float(value), 0.0)
-    except ValueError:
-        pass
-    try:
-        when = parsedate_to_datetime(value)
-    except (TypeError, ValueError):
-        return 0.0
-    if when.tzinfo is None:
-        when = when.replace(tzinfo=UTC)
-    return max((when - datetime.now(UTC)).total_seconds(), 0.0)
-
-
 def _wait(retry_state: RetryCallState) -> float:
     exc = retry_state.outcome.exception() if retry_state.outcome else None
     backoff: float = wait_exponential(multiplier=0.25, max=8)(retry_state)
@@ -116,7 +100,7 @@ class ShopifyClient:
         response = self.http.post(url, json=json, headers=dict(headers or {}), timeout=self.timeout)
         if response.status_code == 429 or response.status_code >= 500:
             raise ShopifyRetryable(f"HTTP {response.status_code} from {url}",
-                                   _retry_after(response.headers.get("Retry-After")))
+                                   retry_after(response.headers.get("Retry-After")))
         if response.status_code in (401, 403):
             raise ShopifyAuthError(f"HTTP {response.status_code}: {response.text[:200]}")
         if response.status_code >= 400:
