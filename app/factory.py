@@ -24,10 +24,12 @@ def create_app(settings: Settings | None = None, *, container: Container | None 
 
     from app.web import admin, webhooks
     from connectors.shopify import routes as shopify_routes
+    from connectors.woocommerce import routes as woocommerce_routes
 
     app.register_blueprint(webhooks.bp)
     app.register_blueprint(admin.bp)
     app.register_blueprint(shopify_routes.bp)
+    app.register_blueprint(woocommerce_routes.bp)
 
     @app.get("/healthz")
     def healthz() -> Response:

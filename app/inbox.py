@@ -41,6 +41,7 @@ log = structlog.get_logger(__name__)
 class KnownShop:
     id: int
     installed: bool
+    webhook_secret: str | None = None  # for platforms that sign each store's webhooks with its own secret
 
 
 class ShopDirectory:
@@ -58,9 +59,10 @@ class ShopDirectory:
             return hit[1]
         with self.c.engine.connect() as conn:
             row = conn.execute(
-                select(Shop.id, Shop.installed_at, Shop.uninstalled_at)
+                select(Shop.id, Shop.installed_at, Shop.uninstalled_at, Shop.webhook_secret)
                 .where(Shop.platform == platform, Shop.domain == domain)).first()
-        shop = None if row is None else KnownShop(row.id, row.installed_at is not None and row.uninstalled_at is None)
+        shop = None if row is None else KnownShop(row.id, row.installed_at is not None and row.uninstalled_at is None,
+                                                  self.c.vault.open(row.webhook_secret))
         self._cache[key] = (now + self.ttl, shop)
         return shop
 

@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
-from app import inbox, shops
+from app import connections, inbox, shops
 from app.bootstrap import current
 
 
 def process_inbox(inbox_id: int) -> str:
     return inbox.process(current(), int(inbox_id))
+
+
+def ensure_woocommerce_webhooks(shop_id: int) -> dict[str, int]:
+    return connections.ensure_webhooks(current(), int(shop_id))
 
 
 def relay() -> int:

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from connectors.base import Connector
 from connectors.shopify import SHOPIFY
+from connectors.woocommerce import WOOCOMMERCE
 
-REGISTRY: dict[str, Connector] = {"shopify": SHOPIFY}
+REGISTRY: dict[str, Connector] = {"shopify": SHOPIFY, "woocommerce": WOOCOMMERCE}
 
 __all__ = ["REGISTRY", "Connector"]

@@ -38,6 +38,17 @@ class Headers(Protocol):
 class Connector(Protocol):
     name: str
     topics: frozenset[str]
+    # "app": one secret signs every shop's webhooks (Shopify's client secret); "shop": each store has its own,
+    # so the store is found (shop_of) before the signature is checked.
+    secret_scope: str
+
+    def shop_of(self, headers: Headers) -> str | None:
+        """Which store a delivery claims to come from, read before anything is trusted."""
+        ...
+
+    def parse_ping(self, body: bytes, content_type: str | None) -> int | None:
+        """A platform's unsigned "is this URL alive" request: its id, or None when the body is not one."""
+        ...
 
     def verify_webhook(self, body: bytes, headers: Headers, secrets: tuple[str, ...]) -> Delivery | Rejection:
         ...

@@ -79,6 +79,9 @@ class Shop(Base):
     access_expires_at: Mapped[datetime | None]
     refresh_token: Mapped[bytes | None] = mapped_column(LargeBinary)  # encrypted
     refresh_expires_at: Mapped[datetime | None]
+    api_key: Mapped[bytes | None] = mapped_column(LargeBinary)  # encrypted; WooCommerce's consumer key
+    api_secret: Mapped[bytes | None] = mapped_column(LargeBinary)  # encrypted; WooCommerce's consumer secret
+    webhook_secret: Mapped[bytes | None] = mapped_column(LargeBinary)  # encrypted; signs this store's webhooks
     installed_at: Mapped[datetime | None]
     uninstalled_at: Mapped[datetime | None]
     created_at: Mapped[datetime] = mapped_column(default=utcnow)

@@ -27,10 +27,22 @@ def receive(platform: str) -> Response:
     body = request.get_data(cache=False)
     if len(body) > c.settings.webhook_max_bytes:
         return _answer(413, "body too large")
-    verdict = connector.verify_webhook(body, request.headers, c.settings.shopify_api_secrets)
+    if connector.parse_ping(body, request.content_type) is not None:
+        return _answer(200, "pong")  # a new webhook checking its URL: unsigned, nothing to store
+    if request.mimetype == "application/x-www-form-urlencoded":
+        return _answer(400, "a form body must be a ping: webhook_id=N")
+    shop = None
+    secrets = c.settings.shopify_api_secrets
+    if connector.secret_scope == "shop":  # the store's own secret signs: find the store first
+        claimed = connector.shop_of(request.headers)
+        shop = c.shops.find(platform, claimed) if claimed else None
+        if shop is None or not shop.webhook_secret:
+            return _answer(401, "unknown shop")
+        secrets = (shop.webhook_secret,)
+    verdict = connector.verify_webhook(body, request.headers, secrets)
     if isinstance(verdict, Rejection):
         return _answer(verdict.status, verdict.reason)
-    shop = c.shops.find(platform, verdict.shop_domain)
+    shop = shop or c.shops.find(platform, verdict.shop_domain)
     if shop is None:
         return _answer(401, "unknown shop")
     if verdict.topic not in connector.topics:

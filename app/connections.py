@@ -1,0 +1,128 @@
+"""Connecting a WooCommerce store: the wc-auth request Encore starts, the keys it accepts, its webhooks."""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import secrets
+from datetime import UTC, datetime, timedelta
+from typing import TYPE_CHECKING, Any
+from urllib.parse import urlencode
+
+import structlog
+from sqlalchemy import select, update
+
+from app.db.engine import rowcount
+from app.db.models import InstallNonce, Shop
+from connectors.woocommerce import WEBHOOK_TOPICS
+from connectors.woocommerce.client import WooCommerceClient, WooCommerceError
+
+if TYPE_CHECKING:
+    from app.bootstrap import Container
+
+log = structlog.get_logger(__name__)
+CONNECT_TTL = timedelta(minutes=15)
+
+
+class ConnectRefused(Exception):
+    """The keys cannot be accepted; the message says why (and WooCommerce deletes them on a non-200)."""
+
+
+def _sign(c: Container, nonce: str, store_url: str) -> str:
+    return hmac.new(c.settings.secret_key.encode(), f"{nonce}|{store_url}".encode(), hashlib.sha256).hexdigest()[:32]
+
+
+def start(c: Container, store_url: str) -> str:
+    """Record a connect request for a checked store URL; return the store's wc-auth address to send the
+    merchant to. Its user_id is Encore's own single-use, expiring, signed token, since WooCommerce's
+    callback names neither the store nor the request."""
+    nonce = secrets.token_urlsafe(24)
+    with c.sessions() as s, s.begin():
+        s.add(InstallNonce(nonce=nonce, platform="woocommerce", shop_domain=store_url,
+                           expires_at=datetime.now(UTC) + CONNECT_TTL))
+    query = urlencode({"app_name": "Encore", "scope": "read_write", "user_id": f"{nonce}.{_sign(c, nonce, store_url)}",
+                       "return_url": f"{c.settings.app_url}/woocommerce/connected",
+                       "callback_url": f"{c.settings.app_url}/woocommerce/callback"})
+    return f"{store_url}/wc-auth/v1/authorize?{query}"
+
+
+def client_for(c: Container, store_url: str, key: str, secret: str) -> WooCommerceClient:
+    return WooCommerceClient(store_url, key, secret)
+
+
+def _claim(c: Container, user_id: str) -> str:
+    """The store URL of the pending request this callback answers; the request is spent from now on."""
+    nonce, _, signature = user_id.partition(".")
+    with c.sessions() as s, s.begin():
+        pending = s.get(InstallNonce, nonce)
+        if pending is None or pending.platform != "woocommerce" or not hmac.compare_digest(
+                _sign(c, nonce, pending.shop_domain), signature):
+            raise ConnectRefused("no connect request of Encore's matches this callback")
+        now = datetime.now(UTC)
+        spent = rowcount(s.execute(update(InstallNonce).where(
+            InstallNonce.nonce == nonce, InstallNonce.used_at.is_(None), InstallNonce.expires_at > now
+        ).values(used_at=now)))
+        if not spent:
+            raise ConnectRefused("this connect request has expired or was used already")
+        return pending.shop_domain
+
+
+def accept_keys(c: Container, payload: Any) -> int:
+    """Keep the keys of a callback Encore asked for, once a REST call with them succeeds; returns the shop id."""
+    if not isinstance(payload, dict) or not all(isinstance(payload.get(k), str) and payload.get(k)
+                                                for k in ("user_id", "consumer_key", "consumer_secret")):
+        raise ConnectRefused("the callback must carry user_id, consumer_key and consumer_secret")
+    store_url = _claim(c, payload["user_id"])
+    key, secret = payload["consumer_key"], payload["consumer_secret"]
+    try:
+        client_for(c, store_url, key, secret).system_status()  # the keys work, for this store
+    except WooCommerceError as exc:
+        raise ConnectRefused(f"the store refused the keys: {exc}") from exc
+    now = datetime.now(UTC)
+    with c.sessions() as s, s.begin():
+        shop = s.scalars(select(Shop).where(Shop.platform == "woocommerce", Shop.domain == store_url)).first()
+        if shop is None:
+            shop = Shop(platform="woocommerce", domain=store_url)
+            s.add(shop)
+        shop.api_key, shop.api_secret = c.vault.seal(key), c.vault.seal(secret)
+        shop.webhook_secret = shop.webhook_secret or c.vault.seal(secrets.token_urlsafe(32))
+        shop.installed_at, shop.uninstalled_at = shop.installed_at if shop.installed else now, None
+        s.flush()
+        shop_id = shop.id
+    c.shops.forget("woocommerce", store_url)
+    c.queue.enqueue("ensure_woocommerce_webhooks", shop_id)  # after the 200: the store waits on this answer
+    log.info("store_connected", shop_id=shop_id, platform="woocommerce")
+    return shop_id
+
+
+def store_client(c: Container, shop_id: int) -> tuple[WooCommerceClient, Shop]:
+    with c.sessions() as s:
+        shop = s.get(Shop, shop_id)
+        if shop is None or not shop.installed:
+            raise ConnectRefused(f"shop {shop_id} is not connected")
+        key, secret = c.vault.open(shop.api_key), c.vault.open(shop.api_secret)
+        if not key or not secret:
+            raise ConnectRefused(f"shop {shop_id} has no keys")
+        return client_for(c, shop.domain, key, secret), shop
+
+
+def ensure_webhooks(c: Container, shop_id: int) -> dict[str, int]:
+    """Every topic Encore needs has an active webhook to Encore: create what is missing, re-activate what
+    WooCommerce disabled after failed deliveries. Safe to run again and again."""
+    client, shop = store_client(c, shop_id)
+    secret = c.vault.open(shop.webhook_secret) or ""
+    url = f"{c.settings.app_url}/webhooks/woocommerce"
+    ours = {w["topic"]: w for w in client.webhooks() if w.get("delivery_url") == url}
+    counts = {"created": 0, "reactivated": 0, "healthy": 0}
+    for topic in WEBHOOK_TOPICS:
+        existing = ours.get(topic)
+        if existing is None:
+            client.create_webhook(topic, url, secret, name=f"Encore {topic}")
+            counts["created"] += 1
+        elif existing.get("status") != "active":
+            client.update_webhook(int(existing["id"]), status="active", secret=secret)
+            counts["reactivated"] += 1
+        else:
+            counts["healthy"] += 1
+    log.info("woocommerce_webhooks", shop_id=shop_id, **counts)
+    return counts

@@ -1,0 +1,43 @@
+"""Store URLs a merchant types in: checked before Encore sends anything there (no request forgery)."""
+
+from __future__ import annotations
+
+import ipaddress
+import socket
+from urllib.parse import urlsplit
+
+from connectors.woocommerce.verify import normalize_store_url
+
+
+class UnsafeStoreUrl(ValueError):
+    """The URL is not one Encore will call; the message says why, for the merchant."""
+
+
+def check_store_url(url: str, *, development: bool) -> str:
+    """Return the normalized store URL, or raise UnsafeStoreUrl.
+
+    Outside development the store must be https and its host must resolve only to public addresses: a
+    private, loopback, link-local, reserved or multicast address would let a caller reach Encore's own
+    network through it.
+    """
+    parts = urlsplit((url or "").strip())
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        raise UnsafeStoreUrl("the store URL must start with https:// and name a host")
+    if parts.scheme != "https" and not development:
+        raise UnsafeStoreUrl("the store URL must use https")
+    if parts.username or parts.password:
+        raise UnsafeStoreUrl("the store URL must not carry a user name or password")
+    normalized = normalize_store_url(url.strip())
+    if normalized is None:
+        raise UnsafeStoreUrl("the store URL is not valid")
+    if development:
+        return normalized
+    try:
+        infos = socket.getaddrinfo(parts.hostname, parts.port or 443, proto=socket.IPPROTO_TCP)
+    except (socket.gaierror, UnicodeError) as exc:
+        raise UnsafeStoreUrl(f"the store's host {parts.hostname!r} does not resolve") from exc
+    for info in infos:
+        address = ipaddress.ip_address(info[4][0])
+        if not address.is_global or address.is_multicast:
+            raise UnsafeStoreUrl(f"the store's host resolves to a non-public address ({address})")
+    return normalized
