@@ -62,11 +62,12 @@ def demo(port: int, orders_every: float) -> None:
 @click.option("--burst", is_flag=True, help="Process what is queued, then exit.")
 def worker(burst: bool) -> None:
     """An RQ worker (with the scheduler) beside the relay: every 250 ms it enqueues the inbox rows that are
-    due (new, retried, lost or left by a dead worker); every 15 minutes it keeps quiet shops' tokens alive."""
+    due (new, retried, lost or left by a dead worker); every minute it schedules the WooCommerce stores due
+    for reconciling; every 15 minutes it keeps quiet shops' tokens alive."""
     from rq import Worker
     from rq.serializers import JSONSerializer
 
-    from app import inbox, shops
+    from app import connections, inbox, shops
     from app.bootstrap import bootstrap
     from app.queue import RQQueue
 
@@ -78,10 +79,14 @@ def worker(burst: bool) -> None:
     stop = threading.Event()
 
     def relay() -> None:
-        last_keep_alive = 0.0
+        last_keep_alive = last_reconcile = 0.0
         while not stop.wait(0.25):
             try:
                 inbox.relay(c)
+                if time.monotonic() - last_reconcile > 60:
+                    last_reconcile = time.monotonic()
+                    for shop_id in connections.due_for_reconciling(c):
+                        c.queue.enqueue("reconcile_woocommerce", shop_id)
                 if time.monotonic() - last_keep_alive > 900:
                     last_keep_alive = time.monotonic()
                     shops.keep_alive(c)

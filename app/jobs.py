@@ -14,6 +14,13 @@ def ensure_woocommerce_webhooks(shop_id: int) -> dict[str, int]:
     return connections.ensure_webhooks(current(), int(shop_id))
 
 
+def reconcile_woocommerce(shop_id: int) -> int:
+    c = current()
+    count = connections.reconcile(c, int(shop_id))
+    connections.estimate_deliveries(c, int(shop_id))
+    return count
+
+
 def relay() -> int:
     return inbox.relay(current())
 
@@ -21,4 +28,6 @@ def relay() -> int:
 def sweep() -> int:
     c = current()
     shops.keep_alive(c)
+    for shop_id in connections.due_for_reconciling(c):
+        c.queue.enqueue("reconcile_woocommerce", shop_id)
     return inbox.relay(c)

@@ -82,6 +82,8 @@ class Shop(Base):
     api_key: Mapped[bytes | None] = mapped_column(LargeBinary)  # encrypted; WooCommerce's consumer key
     api_secret: Mapped[bytes | None] = mapped_column(LargeBinary)  # encrypted; WooCommerce's consumer secret
     webhook_secret: Mapped[bytes | None] = mapped_column(LargeBinary)  # encrypted; signs this store's webhooks
+    reconciled_at: Mapped[datetime | None]  # the last time orders modified since were pulled through REST
+    delivered_after_days: Mapped[int | None]  # no carrier data: count an order delivered N days after completion
     installed_at: Mapped[datetime | None]
     uninstalled_at: Mapped[datetime | None]
     created_at: Mapped[datetime] = mapped_column(default=utcnow)

@@ -1,4 +1,4 @@
-"""store credentials: API key and secret, and a webhook secret, for platforms that sign per store
+"""store credentials (API key and secret, a webhook secret), reconciliation time, estimated delivery rule
 
 Revision ID: 0002
 Revises: 0001
@@ -21,10 +21,14 @@ def upgrade() -> None:
         batch.add_column(sa.Column("api_key", sa.LargeBinary(), nullable=True))
         batch.add_column(sa.Column("api_secret", sa.LargeBinary(), nullable=True))
         batch.add_column(sa.Column("webhook_secret", sa.LargeBinary(), nullable=True))
+        batch.add_column(sa.Column("reconciled_at", sa.DateTime(timezone=True), nullable=True))
+        batch.add_column(sa.Column("delivered_after_days", sa.Integer(), nullable=True))
 
 
 def downgrade() -> None:
     with op.batch_alter_table("shops") as batch:
+        batch.drop_column("delivered_after_days")
+        batch.drop_column("reconciled_at")
         batch.drop_column("webhook_secret")
         batch.drop_column("api_secret")
         batch.drop_column("api_key")

@@ -10,7 +10,7 @@ import requests
 from sqlalchemy import func, select
 
 from app import connections
-from app.db.models import InboxRow, InstallNonce, Order, Shop
+from app.db.models import EventRow, InboxRow, InstallNonce, Order, Shop
 from app.net import UnsafeStoreUrl, check_store_url
 from app.simulator.woocommerce import WooCommerceSimulator
 
@@ -123,3 +123,59 @@ def test_store_urls_that_would_forge_requests_are_refused(url: str, development:
 def test_a_public_https_store_url_is_normalized() -> None:
     assert check_store_url("https://93.184.215.14/shop/", development=False) == "https://93.184.215.14/shop"
     assert check_store_url("http://127.0.0.1:8080/", development=True) == "http://127.0.0.1:8080"
+
+
+def test_reconcile_pulls_what_webhooks_missed_and_repairs_them(live: Any,
+                                                                woocommerce_store: WooCommerceSimulator) -> None:
+    server, _, c = live
+    woo = woocommerce_store
+    connect(server, woo)
+    assert c.queue.drain(20)
+    for hook in woo.webhooks.values():
+        hook.status = "disabled"  # as after a run of failed deliveries: the store sends nothing
+    missed = [woo.place_order(status="processing") for _ in range(3)]
+    assert c.queue.drain(20)
+    with c.sessions() as s:
+        shop_id = s.scalars(select(Shop.id).where(Shop.platform == "woocommerce")).one()
+        assert s.scalar(select(func.count()).select_from(Order)) == 0
+    assert connections.reconcile(c, shop_id) == 3
+    assert c.queue.drain(20)
+    with c.sessions() as s:
+        assert sorted(s.scalars(select(Order.external_id))) == sorted(str(o["id"]) for o in missed)
+        assert s.scalars(select(Shop.reconciled_at)).one() is not None
+    assert {w.status for w in woo.webhooks.values()} == {"active"}
+    assert connections.reconcile(c, shop_id) == 3  # the overlap reads the same versions again ...
+    assert c.queue.drain(20)
+    with c.sessions() as s:  # ... which change nothing
+        assert s.scalar(select(func.count()).select_from(Order)) == 3
+        assert s.scalar(select(func.count()).select_from(EventRow).where(EventRow.type == "OrderPlaced")) == 3
+
+
+def test_a_completed_order_counts_as_delivered_after_the_shops_rule(live: Any,
+                                                                     woocommerce_store: WooCommerceSimulator) -> None:
+    from datetime import UTC, datetime, timedelta
+
+    from sqlalchemy import update
+
+    from app.db.models import Fulfillment
+
+    server, _, c = live
+    connect(server, woocommerce_store)
+    assert c.queue.drain(20)
+    order = woocommerce_store.place_order(status="completed")
+    assert c.queue.drain(20)
+    with c.sessions() as s, s.begin():
+        shop_id = s.scalars(select(Shop.id).where(Shop.platform == "woocommerce")).one()
+        s.execute(update(Shop).values(delivered_after_days=4))
+        completed = s.scalars(select(Fulfillment)).one()
+        assert completed.shipment_status is None
+    now = datetime.now(UTC)
+    assert connections.estimate_deliveries(c, shop_id, now=now + timedelta(days=3)) == 0
+    assert connections.estimate_deliveries(c, shop_id, now=now + timedelta(days=5)) == 1
+    assert connections.estimate_deliveries(c, shop_id, now=now + timedelta(days=6)) == 0  # once
+    with c.sessions() as s:
+        f = s.scalars(select(Fulfillment)).one()
+        assert (f.shipment_status, f.estimated) == ("delivered", True)
+        assert s.scalars(select(Order.status)).one() == "delivered"
+        delivered = s.scalars(select(EventRow).where(EventRow.type == "OrderDelivered")).one()
+        assert delivered.payload["estimated"] is True and delivered.key.startswith(f"order:{order['id']}:delivered")
