@@ -145,3 +145,12 @@ def woocommerce_store() -> Iterator[WooCommerceSimulator]:
     simulator.start()
     yield simulator
     simulator.stop()
+
+
+@pytest.fixture(scope="module")
+def shopify_store() -> Iterator[ShopifySimulator]:
+    """A Shopify store simulator over real HTTP, shared by a module's tests (no Encore behind it)."""
+    simulator = ShopifySimulator(api_key=API_KEY, api_secret=API_SECRET, app_url="http://127.0.0.1:1")
+    simulator.start()
+    yield simulator
+    simulator.stop()

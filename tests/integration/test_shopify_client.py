@@ -61,11 +61,8 @@ class RecordingSession(requests.Session):
 
 
 @pytest.fixture(scope="module")
-def simulator() -> Iterator[ShopifySimulator]:
-    sim = ShopifySimulator(api_key=API_KEY, api_secret=API_SECRET, app_url="http://127.0.0.1:1")
-    sim.start()
-    yield sim
-    sim.stop()
+def simulator(shopify_store: ShopifySimulator) -> ShopifySimulator:
+    return shopify_store
 
 
 @pytest.fixture
