@@ -63,11 +63,12 @@ def demo(port: int, orders_every: float) -> None:
 def worker(burst: bool) -> None:
     """An RQ worker (with the scheduler) beside the relay: every 250 ms it enqueues the inbox rows that are
     due (new, retried, lost or left by a dead worker); every minute it schedules the WooCommerce stores due
-    for reconciling; every 15 minutes it keeps quiet shops' tokens alive."""
+    for reconciling and re-queues history imports that are due or were lost; every 15 minutes it keeps quiet
+    shops' tokens alive."""
     from rq import Worker
     from rq.serializers import JSONSerializer
 
-    from app import connections, inbox, shops
+    from app import connections, imports, inbox, shops
     from app.bootstrap import bootstrap
     from app.queue import RQQueue
 
@@ -87,6 +88,7 @@ def worker(burst: bool) -> None:
                     last_reconcile = time.monotonic()
                     for shop_id in connections.due_for_reconciling(c):
                         c.queue.enqueue("reconcile_woocommerce", shop_id)
+                    imports.relay(c)
                 if time.monotonic() - last_keep_alive > 900:
                     last_keep_alive = time.monotonic()
                     shops.keep_alive(c)
@@ -111,6 +113,52 @@ def relay() -> None:
     while count := inbox.relay(c):
         total += count
     click.echo(f"enqueued {total} rows")
+
+
+@main.command("import")
+@click.argument("shop")
+@click.option("--platform", type=click.Choice(["shopify", "woocommerce"]), default=None,
+              help="Needed only when two platforms have a shop of that name.")
+def import_history(shop: str, platform: str | None) -> None:
+    """Import SHOP's past customers and orders (a myshopify domain or a WooCommerce store URL) in the
+    foreground, with a progress bar; resumes an import that stopped. If a worker is running it, watch it."""
+    from sqlalchemy import select
+
+    from app import imports
+    from app.bootstrap import bootstrap
+    from app.db.models import Shop
+
+    c = bootstrap(Settings.from_env())
+    with c.sessions() as s:
+        q = select(Shop.id, Shop.platform).where(Shop.domain == shop.rstrip("/"))
+        found = s.execute(q.where(Shop.platform == platform) if platform else q).all()
+    if len(found) != 1:
+        raise click.UsageError(f"{len(found)} shops match {shop!r}" + (" (name the --platform)" if found else ""))
+    shop_id = found[0].id
+    import_id = imports.start(c, shop_id, enqueue=False)
+    with click.progressbar(length=1, label="customers", show_pos=True, item_show_func=lambda x: x) as bar:
+        def show(p: imports.Progress) -> None:
+            total = p.total_orders if p.phase in ("orders", "done") else p.total_customers
+            done = p.orders if p.phase in ("orders", "done") else p.customers
+            bar.label = p.phase
+            bar.length = max(total or 0, done, 1)
+            bar.update(done - bar.pos)
+
+        outcome = imports.run(c, import_id, on_progress=show)
+        while outcome == "skipped":  # a worker holds it: follow its progress
+            progress = imports.latest(c, shop_id)
+            assert progress is not None
+            show(progress)
+            if progress.status not in imports.ACTIVE:
+                outcome = progress.status
+                break
+            time.sleep(1.0)
+    final = imports.latest(c, shop_id)
+    assert final is not None
+    click.echo(f"{outcome}: {final.customers} customers, {final.orders} orders read"
+               + (f", {final.skipped} skipped" if final.skipped else "") + (f" ({final.error})" if final.error else ""))
+    if outcome not in ("done",):
+        raise SystemExit(1)
 
 
 @main.command("rotate-keys")

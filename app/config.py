@@ -7,6 +7,7 @@ import secrets
 from collections.abc import Mapping
 from dataclasses import dataclass, replace
 from pathlib import Path
+from typing import Any
 
 from cryptography.fernet import Fernet
 
@@ -54,6 +55,31 @@ class Settings:
     sweep_interval_s: float = 15.0
     inbox_lease_s: int = 60
     inbox_max_attempts: int = 5
+    # A history import works in slices of this many seconds, then queues its next slice, so a long import
+    # never holds a worker (or the embedded worker thread) for long and never meets RQ's job timeout.
+    import_slice_s: float = 20.0
+    # Channels (journeys engine). No SMTP host: email is captured to `outbox_dir` (the embedded default;
+    # refused outside development). No SMS API URL: SMS is off. Rates are per provider, in messages/second.
+    smtp_host: str = ""
+    smtp_port: int = 587
+    smtp_security: str = "starttls"  # starttls | ssl | none
+    smtp_username: str = ""
+    smtp_password: str = ""
+    smtp_timeout_s: float = 15.0
+    email_bounce_address: str = ""  # envelope sender; empty = the shop's From address
+    email_rate_per_s: float = 10.0
+    email_burst: int = 20
+    outbox_dir: str = "instance/outbox"
+    sms_api_url: str = ""  # base URL of a Twilio-compatible REST API
+    sms_account_sid: str = ""
+    sms_auth_token: str = ""
+    sms_from: str = ""  # default sender number (E.164) or Messaging Service SID (MG...)
+    sms_status_callback_url: str = ""
+    sms_rate_per_s: float = 1.0
+    sms_burst: int = 5
+    webhook_timeout_s: float = 15.0
+    webhook_rate_per_s: float = 5.0  # per destination host
+    webhook_burst: int = 10
 
     @property
     def development(self) -> bool:
@@ -111,4 +137,35 @@ class Settings:
             shopify_admin_origin=env.get("SHOPIFY_ADMIN_ORIGIN", cls.shopify_admin_origin),
             app_bridge_url=env.get("SHOPIFY_APP_BRIDGE_URL", cls.app_bridge_url),
             sweep_interval_s=float(env.get("ENCORE_SWEEP_INTERVAL", cls.sweep_interval_s)),
+            **_channel_settings(env, instance),
         )
+
+
+def _channel_settings(env: Mapping[str, str], instance: Path) -> dict[str, Any]:
+    """The channels' settings (ENCORE_SMTP_*, ENCORE_EMAIL_*, ENCORE_OUTBOX_DIR, ENCORE_SMS_*, ENCORE_WEBHOOK_*)."""
+    d = Settings
+    security = env.get("ENCORE_SMTP_SECURITY", d.smtp_security).lower()
+    if security not in ("starttls", "ssl", "none"):
+        raise ValueError(f"ENCORE_SMTP_SECURITY must be starttls, ssl or none, not {security!r}")
+    return {
+        "smtp_host": env.get("ENCORE_SMTP_HOST", d.smtp_host),
+        "smtp_port": int(env.get("ENCORE_SMTP_PORT", 465 if security == "ssl" else d.smtp_port)),
+        "smtp_security": security,
+        "smtp_username": env.get("ENCORE_SMTP_USERNAME", d.smtp_username),
+        "smtp_password": env.get("ENCORE_SMTP_PASSWORD", d.smtp_password),
+        "smtp_timeout_s": float(env.get("ENCORE_SMTP_TIMEOUT", d.smtp_timeout_s)),
+        "email_bounce_address": env.get("ENCORE_EMAIL_BOUNCE_ADDRESS", d.email_bounce_address),
+        "email_rate_per_s": float(env.get("ENCORE_EMAIL_RATE", d.email_rate_per_s)),
+        "email_burst": int(env.get("ENCORE_EMAIL_BURST", d.email_burst)),
+        "outbox_dir": env.get("ENCORE_OUTBOX_DIR") or str(instance / "outbox"),
+        "sms_api_url": env.get("ENCORE_SMS_API_URL", d.sms_api_url).rstrip("/"),
+        "sms_account_sid": env.get("ENCORE_SMS_ACCOUNT_SID", d.sms_account_sid),
+        "sms_auth_token": env.get("ENCORE_SMS_AUTH_TOKEN", d.sms_auth_token),
+        "sms_from": env.get("ENCORE_SMS_FROM", d.sms_from),
+        "sms_status_callback_url": env.get("ENCORE_SMS_STATUS_CALLBACK_URL", d.sms_status_callback_url),
+        "sms_rate_per_s": float(env.get("ENCORE_SMS_RATE", d.sms_rate_per_s)),
+        "sms_burst": int(env.get("ENCORE_SMS_BURST", d.sms_burst)),
+        "webhook_timeout_s": float(env.get("ENCORE_WEBHOOK_TIMEOUT", d.webhook_timeout_s)),
+        "webhook_rate_per_s": float(env.get("ENCORE_WEBHOOK_RATE", d.webhook_rate_per_s)),
+        "webhook_burst": int(env.get("ENCORE_WEBHOOK_BURST", d.webhook_burst)),
+    }

@@ -13,7 +13,7 @@ from urllib.parse import urlencode
 import structlog
 from sqlalchemy import select, update
 
-from app import inbox
+from app import imports, inbox
 from app.core import commands as cmd
 from app.core import model as m
 from app.core.messagebus import handle
@@ -92,11 +92,14 @@ def accept_keys(c: Container, payload: Any) -> int:
             s.add(shop)
         shop.api_key, shop.api_secret = c.vault.seal(key), c.vault.seal(secret)
         shop.webhook_secret = shop.webhook_secret or c.vault.seal(secrets.token_urlsafe(32))
+        fresh = not shop.installed
         shop.installed_at, shop.uninstalled_at = shop.installed_at if shop.installed else now, None
         s.flush()
         shop_id = shop.id
     c.shops.forget("woocommerce", store_url)
     c.queue.enqueue("ensure_woocommerce_webhooks", shop_id)  # after the 200: the store waits on this answer
+    if fresh:
+        imports.start(c, shop_id)  # the store's past customers and orders, in the background
     log.info("store_connected", shop_id=shop_id, platform="woocommerce")
     return shop_id
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from app import connections, inbox, shops
+from app import connections, imports, inbox, shops
 from app.bootstrap import current
 
 
@@ -21,6 +21,11 @@ def reconcile_woocommerce(shop_id: int) -> int:
     return count
 
 
+def run_import(import_id: int) -> str:
+    c = current()
+    return imports.run(c, int(import_id), slice_s=c.settings.import_slice_s)
+
+
 def relay() -> int:
     return inbox.relay(current())
 
@@ -30,4 +35,5 @@ def sweep() -> int:
     shops.keep_alive(c)
     for shop_id in connections.due_for_reconciling(c):
         c.queue.enqueue("reconcile_woocommerce", shop_id)
+    imports.relay(c)
     return inbox.relay(c)

@@ -46,7 +46,8 @@ def install_shopify(c: Container, domain: str, tokens: TokenSet) -> int:
         if shop is None:
             shop = Shop(platform="shopify", domain=domain)
             s.add(shop)
-        if not shop.installed:
+        fresh = not shop.installed
+        if fresh:
             shop.installed_at, shop.uninstalled_at = now, None
         _seal(c, shop, tokens)
         s.flush()
@@ -58,6 +59,10 @@ def install_shopify(c: Container, domain: str, tokens: TokenSet) -> int:
         log.warning("shop_profile_failed", shop_id=shop_id, error=str(exc))
     else:
         save_profile(c, shop_id, profile)
+    if fresh:  # a new install (or a return): bring in the store's past customers and orders
+        from app import imports
+
+        imports.start(c, shop_id)
     log.info("shop_installed", shop_id=shop_id, platform="shopify")
     return shop_id
 

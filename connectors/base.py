@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable
-from dataclasses import dataclass
+from collections.abc import Generator, Iterable, Mapping
+from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 from app.core.commands import Command
+from app.core.model import CustomerRecord, OrderRecord
 
 
 @dataclass(frozen=True)
@@ -55,3 +56,29 @@ class Connector(Protocol):
 
     def translate(self, shop_id: int, topic: str, payload: Any) -> list[Command]:
         ...
+
+
+HISTORY_PHASES = ("customers", "orders")
+
+
+@dataclass(frozen=True)
+class HistoryPage:
+    """A page of a store's past customers or orders, and the cursor that resumes right after it."""
+
+    cursor: Mapping[str, Any]
+    customers: tuple[CustomerRecord, ...] = ()
+    orders: tuple[tuple[OrderRecord, CustomerRecord | None], ...] = ()
+    read: int = 0  # items the platform sent in this page, kept or not
+    total: int | None = None  # items in the whole phase, when the platform says
+    skipped: tuple[str, ...] = field(default=())  # why an item could not be read (the rest of the page is kept)
+
+
+class StaleCursor(Exception):
+    """The saved cursor can no longer be followed (the platform's result expired or failed): start the phase
+    again. Safe, since importing anything twice changes nothing."""
+
+
+class HistorySource(Protocol):
+    """A store's history, phase by phase ("customers", then "orders"), resumable from a saved cursor."""
+
+    def pages(self, phase: str, cursor: Mapping[str, Any]) -> Generator[HistoryPage, None, None]: ...

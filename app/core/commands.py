@@ -19,6 +19,15 @@ class ObserveOrder(Command):
 
 
 @dataclass(frozen=True)
+class ImportHistory(Command):
+    """A batch of a store's past customers and orders (each with its buyer, as a webhook carries it),
+    applied exactly as their webhooks would have been, in one transaction."""
+
+    customers: tuple[CustomerRecord, ...] = ()
+    orders: tuple[tuple[OrderRecord, CustomerRecord | None], ...] = ()
+
+
+@dataclass(frozen=True)
 class ObserveFulfillment(Command):
     order_id: str
     fulfillment: Fulfillment

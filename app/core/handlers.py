@@ -52,6 +52,37 @@ def observe_order(cmd: c.ObserveOrder, uow: UnitOfWork, clock: Clock) -> list[Do
     return new
 
 
+def import_history(cmd: c.ImportHistory, uow: UnitOfWork, clock: Clock) -> list[DomainEvent]:
+    """A batch of past customers and orders: the same merge rules and the same events as their webhooks,
+    read and written a batch at a time (the import of a big store is thousands of orders a second)."""
+    with uow:
+        shop_id = cmd.shop_id
+        people = list(cmd.customers) + [buyer for _, buyer in cmd.orders if buyer is not None]
+        stored = uow.customers.get_many(shop_id, sorted({p.external_id for p in people}))
+        customers = dict(stored)
+        events: list[DomainEvent] = []
+        for incoming in people:
+            current = customers.get(incoming.external_id)
+            if current is not None and current.redacted:
+                continue  # erased for good, as in _observe_customer
+            customers[incoming.external_id] = merge_customer(current, incoming)
+            version = incoming.updated_at.astimezone(UTC).isoformat()
+            events.append(CustomerUpserted(shop_id, incoming.updated_at, incoming.external_id, version))
+        uow.customers.save_many(shop_id, [v for k, v in customers.items() if stored.get(k) != v])
+        before = uow.orders.get_many(shop_id, sorted({o.external_id for o, _ in cmd.orders}))
+        orders = dict(before)
+        for order, _ in cmd.orders:
+            buyer = customers.get(order.customer_id) if order.customer_id else None
+            if buyer is not None and buyer.redacted:
+                order = replace(order, email=None)
+            orders[order.external_id] = merge_order(orders.get(order.external_id), order)
+            events.extend(order_events(shop_id, order))
+        uow.orders.save_many(shop_id, [v for k, v in orders.items() if before.get(k) != v])
+        new = uow.events.record_many(events)
+        uow.commit()
+    return new
+
+
 def observe_fulfillment(cmd: c.ObserveFulfillment, uow: UnitOfWork, clock: Clock) -> list[DomainEvent]:
     with uow:
         current = uow.orders.get(cmd.shop_id, cmd.order_id)

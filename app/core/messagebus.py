@@ -14,6 +14,7 @@ Handler = Callable[[Any, UnitOfWork, Clock], list[DomainEvent]]
 
 HANDLERS: dict[type[c.Command], Handler] = {
     c.ObserveOrder: h.observe_order,
+    c.ImportHistory: h.import_history,
     c.ObserveFulfillment: h.observe_fulfillment,
     c.ObserveRefund: h.observe_refund,
     c.ObserveCustomer: h.observe_customer,

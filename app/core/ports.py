@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections.abc import Mapping
+from dataclasses import dataclass, field
 from datetime import datetime
 from decimal import Decimal
-from typing import Any, Protocol
+from typing import Any, Literal, Protocol
 
 from app.core.events import DomainEvent
 from app.core.model import CheckoutRecord, CustomerRecord, OrderRecord
@@ -19,12 +20,16 @@ class OrderRepository(Protocol):
     def get(self, shop_id: int, external_id: str) -> OrderRecord | None: ...
     def save(self, shop_id: int, order: OrderRecord) -> None: ...
     def of_customer(self, shop_id: int, customer_id: str) -> list[OrderRecord]: ...
+    def get_many(self, shop_id: int, external_ids: list[str]) -> dict[str, OrderRecord]: ...
+    def save_many(self, shop_id: int, orders: list[OrderRecord]) -> None: ...
     def forget_email(self, shop_id: int, customer_id: str, order_ids: tuple[str, ...]) -> None: ...
 
 
 class CustomerRepository(Protocol):
     def get(self, shop_id: int, external_id: str) -> CustomerRecord | None: ...
     def save(self, shop_id: int, customer: CustomerRecord) -> None: ...
+    def get_many(self, shop_id: int, external_ids: list[str]) -> dict[str, CustomerRecord]: ...
+    def save_many(self, shop_id: int, customers: list[CustomerRecord]) -> None: ...
 
 
 class CheckoutRepository(Protocol):
@@ -36,6 +41,10 @@ class CheckoutRepository(Protocol):
 class EventLog(Protocol):
     def record(self, event: DomainEvent) -> bool:
         """Store the event unless its key is already there; True when it is new."""
+        ...
+
+    def record_many(self, events: list[DomainEvent]) -> list[DomainEvent]:
+        """Store each event whose key is not there yet; returns the new ones."""
         ...
 
 
@@ -99,3 +108,81 @@ class StorePlatform(Protocol):
     def create_discount(self, request: DiscountRequest) -> str:
         """Write a discount code into the store; the same code twice is no error. Returns its store id."""
         ...
+
+
+# --- Channels: how a rendered message leaves Encore (email, SMS, outbound webhook) ---------------------------------
+# The dispatcher hands a channel one message and records the result. A channel never raises for a delivery
+# problem: it answers sent, retry (transient: the provider or the network is down, busy or rate limiting) or
+# failed (permanent: retrying the same message will not help).
+
+ChannelName = Literal["email", "sms", "webhook"]
+MessageCategory = Literal["transactional", "marketing"]
+SendOutcome = Literal["sent", "retry", "failed"]
+
+
+@dataclass(frozen=True)
+class OutboundMessage:
+    """One rendered message for one recipient.
+
+    `key` is the idempotency key of the send (unique per shop): it becomes the email's Message-ID, the
+    webhook's `webhook-id` and the captured outbox file's name, so a re-send after a crash can be recognized
+    wherever the provider allows it. `to` is an email address, an E.164 phone number, or the webhook's URL.
+    `unsubscribe_url` (https) is the one-click unsubscribe address (RFC 8058); marketing email requires it.
+    """
+
+    shop_id: int
+    key: str
+    channel: ChannelName
+    to: str
+    subject: str = ""
+    html: str = ""
+    text: str = ""
+    sender_name: str = ""
+    sender_address: str = ""
+    reply_to: str | None = None
+    unsubscribe_url: str | None = None
+    category: MessageCategory = "transactional"
+    metadata: Mapping[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class SendResult:
+    """What became of one send.
+
+    `provider_id` is the provider's own id (SMS sid, Message-ID, outbox id). `retry_after` (seconds) is set on a
+    retry when the provider or the local rate limit said how long to wait. `code` is the provider's raw code
+    ("21610", "550", "429"); `reason` is the same thing in Encore's words, for the dispatcher to act on:
+    "unsubscribed" (the recipient opted out at the provider: record it), "invalid_recipient", "rejected",
+    "auth", "config", "gone" (the webhook endpoint answered 410: disable it), "rate_limited" (the provider said
+    so), "throttled" (Encore's own token bucket said wait; nothing reached the provider), "unavailable"
+    (network, timeout or 5xx), "unknown".
+    """
+
+    outcome: SendOutcome
+    provider_id: str | None = None
+    error: str | None = None
+    retry_after: float | None = None
+    code: str | None = None
+    reason: str | None = None
+
+    @classmethod
+    def sent(cls, provider_id: str | None = None) -> SendResult:
+        return cls("sent", provider_id=provider_id)
+
+    @classmethod
+    def retry(cls, error: str, *, reason: str = "unavailable", code: str | None = None,
+              retry_after: float | None = None) -> SendResult:
+        return cls("retry", error=error, reason=reason, code=code, retry_after=retry_after)
+
+    @classmethod
+    def failed(cls, error: str, *, reason: str = "rejected", code: str | None = None) -> SendResult:
+        return cls("failed", error=error, reason=reason, code=code)
+
+
+class Channel(Protocol):
+    """A way out for rendered messages; implementations live in app/channels."""
+
+    @property
+    def name(self) -> str: ...
+
+    def send(self, message: OutboundMessage) -> SendResult: ...

@@ -84,6 +84,8 @@ class Shop(Base):
     webhook_secret: Mapped[bytes | None] = mapped_column(LargeBinary)  # encrypted; signs this store's webhooks
     reconciled_at: Mapped[datetime | None]  # the last time orders modified since were pulled through REST
     delivered_after_days: Mapped[int | None]  # no carrier data: count an order delivered N days after completion
+    webhooks_health: Mapped[dict[str, Any] | None]  # WooCommerce: each topic's webhook as last checked
+    webhooks_checked_at: Mapped[datetime | None]
     installed_at: Mapped[datetime | None]
     uninstalled_at: Mapped[datetime | None]
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
@@ -278,4 +280,31 @@ class InstallNonce(Base):
     used_at: Mapped[datetime | None]
 
 
-SHOP_TABLES = [DataExport, EventRow, InboxRow, Checkout, Refund, Fulfillment, OrderLine, Order, Product, Customer]
+class HistoryImport(Base):
+    """One import of a store's past customers and orders: a background job that commits its cursor with
+    every batch, so a crash resumes where it stopped."""
+
+    __tablename__ = "history_imports"
+    __table_args__ = (Index(None, "shop_id", "id"), Index(None, "status", "next_attempt_at"))
+
+    id: Mapped[int] = mapped_column(Id, primary_key=True)
+    shop_id: Mapped[int] = mapped_column(ForeignKey("shops.id", ondelete="CASCADE"))
+    platform: Mapped[str] = mapped_column(String(20))
+    status: Mapped[str] = mapped_column(String(16), default="queued")  # queued/running/done/failed
+    phase: Mapped[str] = mapped_column(String(16), default="customers")  # customers/orders/done
+    cursor: Mapped[dict[str, Any]] = mapped_column(default=dict)  # where the current phase stopped
+    customers: Mapped[int] = mapped_column(default=0)  # customers read so far
+    orders: Mapped[int] = mapped_column(default=0)  # orders read so far
+    total_customers: Mapped[int | None]  # as the platform counts them, when it says
+    total_orders: Mapped[int | None]
+    attempts: Mapped[int] = mapped_column(default=0)
+    enqueued_at: Mapped[datetime | None]
+    lease_until: Mapped[datetime | None]
+    next_attempt_at: Mapped[datetime | None]
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(default=utcnow)
+    finished_at: Mapped[datetime | None]
+    error: Mapped[str | None] = mapped_column(Text)
+
+
+SHOP_TABLES = [HistoryImport, DataExport, EventRow, InboxRow, Checkout, Refund, Fulfillment, OrderLine, Order, Product, Customer]

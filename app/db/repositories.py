@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 import dataclasses
-from datetime import datetime
+from collections.abc import Iterable, Iterator
+from datetime import UTC, datetime
 from decimal import Decimal
-from typing import Any
+from typing import Any, cast
 
-from sqlalchemy import delete, select, update
+from sqlalchemy import Table, bindparam, delete, insert, select, update
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
@@ -19,6 +22,59 @@ from app.db import models as t
 
 def _lines_json(lines: tuple[m.OrderLine, ...] | tuple[m.RefundLine, ...]) -> dict[str, Any]:
     return {"lines": [{k: str(v) if isinstance(v, Decimal) else v for k, v in dataclasses.asdict(x).items()} for x in lines]}
+
+
+def _table(model: type[t.Base]) -> Table:
+    return cast(Table, model.__table__)
+
+
+def _chunks(items: list[Any], size: int = 500) -> Iterator[list[Any]]:
+    for start in range(0, len(items), size):
+        yield items[start:start + size]
+
+
+def _row_ids(s: Session, model: type[t.Order] | type[t.Customer], shop_id: int, external_ids: list[str]) -> dict[str, int]:
+    """Row id by external id, for those of the shop's rows that exist."""
+    ids: dict[str, int] = {}
+    for chunk in _chunks(external_ids):
+        q = select(model.id, model.external_id).where(model.shop_id == shop_id, model.external_id.in_(chunk))
+        ids.update((e, i) for i, e in s.execute(q))
+    return ids
+
+
+def _order_values(shop_id: int, o: m.OrderRecord) -> dict[str, Any]:
+    return {"shop_id": shop_id, "external_id": o.external_id, "name": o.name, "customer_external_id": o.customer_id,
+            "email": o.email, "currency": o.currency, "subtotal": o.subtotal, "total": o.total,
+            "total_tax": o.total_tax, "total_shipping": o.total_shipping, "total_discounts": o.total_discounts,
+            "refunded_amount": o.refunded_amount, "payment_status": o.payment.value, "status": o.status.value,
+            "created_at": o.created_at, "processed_at": o.processed_at, "cancelled_at": o.cancelled_at,
+            "external_updated_at": o.updated_at}
+
+
+def _line_values(shop_id: int, order_id: int, x: m.OrderLine) -> dict[str, Any]:
+    return {"shop_id": shop_id, "order_id": order_id, "external_id": x.external_id, "product_external_id": x.product_id,
+            "variant_external_id": x.variant_id, "sku": x.sku, "title": x.title, "quantity": x.quantity,
+            "price": x.price, "total_discount": x.total_discount}
+
+
+def _fulfillment_values(shop_id: int, order_id: int, f: m.Fulfillment) -> dict[str, Any]:
+    return {"shop_id": shop_id, "order_id": order_id, "external_id": f.external_id, "status": f.status,
+            "shipment_status": f.shipment_status, "estimated": f.estimated, "tracking_company": f.tracking.company,
+            "tracking_number": f.tracking.number, "tracking_url": f.tracking.url, "created_at": f.created_at,
+            "external_updated_at": f.updated_at}
+
+
+def _refund_values(shop_id: int, order_id: int, r: m.Refund) -> dict[str, Any]:
+    return {"shop_id": shop_id, "order_id": order_id, "external_id": r.external_id, "amount": r.amount,
+            "lines": _lines_json(r.lines), "created_at": r.created_at}
+
+
+def _customer_values(shop_id: int, c: m.CustomerRecord) -> dict[str, Any]:
+    return {"shop_id": shop_id, "external_id": c.external_id, "email": c.email, "phone": c.phone,
+            "first_name": c.first_name, "last_name": c.last_name, "locale": c.locale,
+            "accepts_email_marketing": c.consent.email_marketing, "accepts_sms_marketing": c.consent.sms_marketing,
+            "consent_updated_at": c.consent.updated_at, "preferred_channel": c.preferred_channel,
+            "external_updated_at": c.updated_at, "redacted_at": c.updated_at if c.redacted else None}
 
 
 class Orders:
@@ -33,6 +89,11 @@ class Orders:
         lines = self.s.scalars(select(t.OrderLine).where(t.OrderLine.shop_id == row.shop_id, t.OrderLine.order_id == row.id))
         fuls = self.s.scalars(select(t.Fulfillment).where(t.Fulfillment.shop_id == row.shop_id, t.Fulfillment.order_id == row.id))
         refs = self.s.scalars(select(t.Refund).where(t.Refund.shop_id == row.shop_id, t.Refund.order_id == row.id))
+        return self._assemble(row, lines, fuls, refs)
+
+    @staticmethod
+    def _assemble(row: t.Order, lines: Iterable[t.OrderLine], fuls: Iterable[t.Fulfillment],
+                  refs: Iterable[t.Refund]) -> m.OrderRecord:
         return m.OrderRecord(
             external_id=row.external_id, updated_at=row.external_updated_at, created_at=row.created_at,
             currency=row.currency, total=row.total, subtotal=row.subtotal, name=row.name,
@@ -57,6 +118,53 @@ class Orders:
     def get(self, shop_id: int, external_id: str) -> m.OrderRecord | None:
         row = self._row(shop_id, external_id)
         return None if row is None else self._record(row)
+
+    def get_many(self, shop_id: int, external_ids: list[str]) -> dict[str, m.OrderRecord]:
+        """The stored orders among these ids, locked for this transaction (in id order, so two batches that
+        overlap cannot deadlock), with their parts read in three queries rather than three per order."""
+        found: dict[str, m.OrderRecord] = {}
+        for chunk in _chunks(sorted(set(external_ids))):
+            q = select(t.Order).where(t.Order.shop_id == shop_id, t.Order.external_id.in_(chunk)).order_by(t.Order.id)
+            rows = list(self.s.scalars(q.with_for_update()))
+            if not rows:
+                continue
+            ids = [r.id for r in rows]
+            parts: dict[int, tuple[list[Any], list[Any], list[Any]]] = {i: ([], [], []) for i in ids}
+            children: tuple[type[t.OrderLine] | type[t.Fulfillment] | type[t.Refund], ...] = (
+                t.OrderLine, t.Fulfillment, t.Refund)
+            for index, table in enumerate(children):
+                q2 = select(table).where(table.shop_id == shop_id, table.order_id.in_(ids))
+                for child in self.s.scalars(q2):
+                    parts[cast(Any, child).order_id][index].append(child)
+            found.update((r.external_id, self._assemble(r, *parts[r.id])) for r in rows)
+        return found
+
+    def save_many(self, shop_id: int, orders: list[m.OrderRecord]) -> None:
+        """Write whole orders (as merged by the core) in bulk: one INSERT or UPDATE for the orders, their old
+        parts deleted and the merged parts inserted, a statement per table rather than per row."""
+        if not orders:
+            return
+        orders = sorted(orders, key=lambda o: o.external_id)
+        ids = _row_ids(self.s, t.Order, shop_id, [o.external_id for o in orders])
+        existing = [ids[o.external_id] for o in orders if o.external_id in ids]
+        values = [_order_values(shop_id, o) for o in orders]
+        fresh = [v for v in values if v["external_id"] not in ids]
+        known = [{"_id": ids[v["external_id"]], **v} for v in values if v["external_id"] in ids]
+        if fresh:
+            made = self.s.execute(insert(_table(t.Order)).returning(
+                _table(t.Order).c.id, _table(t.Order).c.external_id, sort_by_parameter_order=True), fresh)
+            ids.update((e, i) for i, e in made)
+        if existing:
+            self.s.execute(update(_table(t.Order)).where(_table(t.Order).c.id == bindparam("_id")), known)
+            for chunk in _chunks(existing):
+                for table in (t.OrderLine, t.Fulfillment, t.Refund):
+                    self.s.execute(delete(table).where(table.shop_id == shop_id, table.order_id.in_(chunk)))
+        lines = [_line_values(shop_id, ids[o.external_id], x) for o in orders for x in o.lines]
+        fuls = [_fulfillment_values(shop_id, ids[o.external_id], f) for o in orders for f in o.fulfillments]
+        refs = [_refund_values(shop_id, ids[o.external_id], r) for o in orders for r in o.refunds]
+        for table, rows in ((t.OrderLine, lines), (t.Fulfillment, fuls), (t.Refund, refs)):
+            if rows:
+                self.s.execute(insert(_table(table)), rows)
 
     def of_customer(self, shop_id: int, customer_id: str) -> list[m.OrderRecord]:
         q = select(t.Order).where(t.Order.shop_id == shop_id, t.Order.customer_external_id == customer_id)
@@ -108,8 +216,33 @@ class Customers:
 
     def get(self, shop_id: int, external_id: str) -> m.CustomerRecord | None:
         row = self._row(shop_id, external_id)
-        if row is None:
-            return None
+        return None if row is None else self._record(row)
+
+    def get_many(self, shop_id: int, external_ids: list[str]) -> dict[str, m.CustomerRecord]:
+        found: dict[str, m.CustomerRecord] = {}
+        for chunk in _chunks(sorted(set(external_ids))):
+            q = select(t.Customer).where(t.Customer.shop_id == shop_id, t.Customer.external_id.in_(chunk))
+            found.update((r.external_id, self._record(r)) for r in self.s.scalars(q.order_by(t.Customer.id).with_for_update()))
+        return found
+
+    def save_many(self, shop_id: int, customers: list[m.CustomerRecord]) -> None:
+        """Insert or update in bulk. Never an erasure: that goes through save(), one customer at a time."""
+        assert not any(c.redacted for c in customers), "erase a customer with save(), not save_many()"
+        if not customers:
+            return
+        customers = sorted(customers, key=lambda c: c.external_id)
+        ids = _row_ids(self.s, t.Customer, shop_id, [c.external_id for c in customers])
+        values = [_customer_values(shop_id, c) for c in customers]
+        fresh = [v for v in values if v["external_id"] not in ids]
+        if fresh:
+            self.s.execute(insert(_table(t.Customer)), fresh)
+        known = [{"_id": ids[v["external_id"]], **{k: x for k, x in v.items() if k != "redacted_at"}}
+                 for v in values if v["external_id"] in ids]
+        if known:
+            table = _table(t.Customer)
+            self.s.execute(update(table).where(table.c.id == bindparam("_id")), known)
+
+    def _record(self, row: t.Customer) -> m.CustomerRecord:
         return m.CustomerRecord(
             external_id=row.external_id, updated_at=row.external_updated_at, email=row.email, phone=row.phone,
             first_name=row.first_name, last_name=row.last_name, locale=row.locale,
@@ -170,6 +303,23 @@ class Checkouts:
 class Events:
     def __init__(self, session: Session) -> None:
         self.s = session
+
+    def record_many(self, events: list[DomainEvent]) -> list[DomainEvent]:
+        """One INSERT .. ON CONFLICT DO NOTHING RETURNING key for the batch: the keys it returns are new."""
+        unique = list({(e.shop_id, e.key): e for e in events}.values())
+        if not unique:
+            return []
+        table = _table(t.EventRow)
+        dialect = self.s.get_bind().dialect.name
+        ins = (pg_insert if dialect == "postgresql" else sqlite_insert)(table)
+        now = datetime.now(UTC)
+        rows = [{"shop_id": e.shop_id, "key": e.key, "type": e.name, "payload": e.payload(),
+                 "occurred_at": e.occurred_at, "recorded_at": now} for e in unique]
+        new: set[tuple[int, str]] = set()
+        for chunk in _chunks(rows):
+            stmt = ins.on_conflict_do_nothing(index_elements=["shop_id", "key"]).returning(table.c.shop_id, table.c.key)
+            new.update((s, k) for s, k in self.s.execute(stmt, chunk))
+        return [e for e in unique if (e.shop_id, e.key) in new]
 
     def record(self, event: DomainEvent) -> bool:
         exists = select(t.EventRow.id).where(t.EventRow.shop_id == event.shop_id, t.EventRow.key == event.key)

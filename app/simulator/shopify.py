@@ -15,6 +15,7 @@ import hashlib
 import hmac
 import itertools
 import json
+import math
 import secrets
 import threading
 import time
@@ -83,6 +84,8 @@ class StoreState:
     timezone: str = "America/New_York"
     locale: str = "en"
     orders: dict[int, dict[str, Any]] = field(default_factory=dict)
+    customers: dict[int, dict[str, Any]] = field(default_factory=dict)
+    history: int = 0  # orders generated on the fly before the stored ones (seed_history), for big imports
     discounts: dict[str, dict[str, Any]] = field(default_factory=dict)
     tokens: Tokens | None = None
     spent_refresh_tokens: set[str] = field(default_factory=set)
@@ -95,6 +98,10 @@ class ShopifySimulator(SimulatedServer):
         self.codes: dict[str, str] = {}
         self.faults: list[tuple[str, int]] = []  # ("throttle"|"http", status)
         self.graphql_calls: list[str] = []
+        self.bulk: dict[str, dict[str, Any]] = {}  # operation id -> {shop, kind, status, ids, ...}
+        self.bulk_delay = 0.0  # seconds a bulk operation stays RUNNING
+        self.bulk_range_requests: list[str] = []  # the Range headers of result downloads
+        self.fail_bulk_download = 0  # answer this many result downloads with a 503
         self.token_calls: list[str] = []
         self._ids = itertools.count(int(time.time()) * 10)
         self._lock = threading.RLock()
@@ -177,6 +184,7 @@ class ShopifySimulator(SimulatedServer):
         }
         order["email"] = order["customer"]["email"]
         store.orders[oid] = order
+        store.customers.setdefault(order["customer"]["id"], order["customer"])
         self.send(shop, "orders/create", order)
         if paid:
             self._touch(order, financial_status="paid")
@@ -230,8 +238,78 @@ class ShopifySimulator(SimulatedServer):
 
     def cancel(self, shop: str, order_id: int) -> None:
         order = self.stores[shop].orders[order_id]
-        self._touch(order, cancelled_at=_iso(_now()), financial_status="voided")
+        # Cancelling voids an authorization that was never captured; a paid order keeps its payment status
+        # (the money goes back through a refund, a separate step).
+        paid = order["financial_status"] in ("paid", "partially_refunded", "refunded")
+        self._touch(order, cancelled_at=_iso(_now()), financial_status=order["financial_status"] if paid else "voided")
         self.send(shop, "orders/cancelled", order)
+
+    # --- history: what a bulk operation reads ----------------------------------------------------------
+
+    def seed_history(self, shop: str, orders: int) -> None:
+        """`orders` past orders made on the fly when a bulk operation reads them (no webhooks, no memory):
+        a mix of paid, fulfilled, delivered, refunded and cancelled orders over ~900 customers a 1,000."""
+        self.stores[shop].history = orders
+
+    def history_order(self, store: StoreState, i: int) -> dict[str, Any]:
+        """The i-th generated past order, always the same, as the REST Admin API would show it."""
+        at = datetime(2024, 1, 1, tzinfo=UTC) + timedelta(minutes=7 * i)
+        oid, cust = 5_000_000_000 + i, (i * 7919) % max(1, (store.history * 9) // 10)
+        lines = [("Cold brew concentrate", 1 + i % 3, "18.00"), ("Ceramic dripper", 1, "32.50")][: 1 + i % 2]
+        items = [{"id": oid * 10 + k, "title": t, "name": t, "quantity": q, "price": p,
+                  "total_discount": "1.00" if i % 5 == 0 else "0.00", "product_id": 900 + k, "variant_id": 9900 + k,
+                  "sku": f"SKU-{k}"} for k, (t, q, p) in enumerate(lines)]
+        subtotal = sum(Decimal(p) * q for _, q, p in lines)
+        shipping, tax = Decimal("5.00"), (subtotal * Decimal("0.1")).quantize(Decimal("0.01"))
+        total = subtotal + shipping + tax
+        updated = at + timedelta(days=3)
+        fulfillments, refunds, status = [], [], "paid"
+        if i % 10 != 9:
+            number = f"1Z{oid:016d}"
+            fulfillments.append({"id": oid + 1, "order_id": oid, "status": "success",
+                                 "shipment_status": "delivered" if i % 4 else "in_transit",
+                                 "tracking_company": "UPS", "tracking_number": number, "tracking_numbers": [number],
+                                 "tracking_url": f"https://www.ups.com/track?tracknum={number}", "tracking_urls": [],
+                                 "created_at": _iso(at + timedelta(days=1)), "updated_at": _iso(updated)})
+        if i % 17 == 0:
+            amount = lines[0][2]
+            refunds.append({"id": oid + 2, "order_id": oid, "created_at": _iso(updated),
+                            "refund_line_items": [{"line_item_id": items[0]["id"], "quantity": 1, "subtotal": amount}],
+                            "transactions": [{"kind": "refund", "status": "success", "amount": amount}]})
+            status = "partially_refunded"
+        customer = self._history_customer(store, cust)
+        return {"id": oid, "admin_graphql_api_id": f"gid://shopify/Order/{oid}", "name": f"#H{i + 1}",
+                "email": customer["email"], "created_at": _iso(at), "updated_at": _iso(updated), "processed_at": _iso(at),
+                "cancelled_at": _iso(updated) if i % 23 == 0 else None, "currency": store.currency,
+                "subtotal_price": str(subtotal), "total_tax": str(tax), "total_discounts": "0.00",
+                "total_price": str(total), "financial_status": "voided" if i % 23 == 0 else status,
+                "total_shipping_price_set": {"shop_money": {"amount": str(shipping), "currency_code": store.currency}},
+                "customer": customer, "line_items": items, "fulfillments": fulfillments, "refunds": refunds}
+
+    def _history_customer(self, store: StoreState, n: int) -> dict[str, Any]:
+        customer = self._customer(store, n, datetime(2023, 6, 1, tzinfo=UTC) + timedelta(minutes=n))
+        customer["id"] = 8_000_000 + n
+        return customer
+
+    def _history_customer_numbers(self, store: StoreState) -> range:
+        """The customers the generated orders name: i * 7919 mod m over every i covers the multiples of
+        gcd(7919, m) below m."""
+        m = max(1, (store.history * 9) // 10)
+        return range(0, m, math.gcd(7919, m)) if store.history else range(0)
+
+    def _all_orders(self, store: StoreState) -> Any:
+        for i in range(store.history):
+            yield self.history_order(store, i)
+        with self._lock:
+            stored = [copy.deepcopy(o) for o in store.orders.values()]
+        yield from stored
+
+    def _all_customers(self, store: StoreState) -> Any:
+        for n in self._history_customer_numbers(store):
+            yield self._history_customer(store, n)
+        with self._lock:
+            stored = [copy.deepcopy(c) for c in store.customers.values()]
+        yield from stored
 
     def order_payload(self, shop: str, order_id: int) -> dict[str, Any]:
         return copy.deepcopy(self.stores[shop].orders[order_id])
@@ -334,7 +412,15 @@ class ShopifySimulator(SimulatedServer):
             body = request.get_json(force=True)
             query, variables = body.get("query", ""), body.get("variables") or {}
             sim.graphql_calls.append(query)
-            if "discountCodeBasicCreate" in query:
+            if "ordersCount" in query or "customersCount" in query:
+                data = sim._counts(store)
+            elif "bulkOperationRunQuery" in query:
+                data = sim._run_bulk(store, variables.get("query", ""))
+            elif "BulkOperation" in query and "node(" in query:
+                data = {"node": sim._bulk_status(store, variables["id"])}
+            elif "nodes(" in query and "Refund" in query:
+                data = {"nodes": [sim._refund_node(store, gid) for gid in variables.get("ids", [])]}
+            elif "discountCodeBasicCreate" in query:
                 data = sim._create_discount(store, variables["discount"])
             elif "codeDiscountNodeByCode" in query:
                 found = store.discounts.get(variables["code"].lower())
@@ -346,7 +432,94 @@ class ShopifySimulator(SimulatedServer):
                 return jsonify(errors=[{"message": "query not supported by the simulator"}]), 200
             return jsonify(data=data, extensions=_cost(10))
 
+        @app.get("/bulk/<operation>.jsonl")
+        def bulk_result(operation: str) -> Response:
+            op = sim.bulk.get(f"gid://shopify/BulkOperation/{operation}")
+            if op is None or op["status"] != "COMPLETED":
+                return Response("NoSuchKey", status=404)
+            if sim.fail_bulk_download > 0:
+                sim.fail_bulk_download -= 1
+                return Response("try again", status=503)
+            ranged = request.headers.get("Range", "")
+            sim.bulk_range_requests.append(ranged)
+            start = int(ranged[len("bytes="):].split("-")[0]) if ranged.startswith("bytes=") else 0
+
+            def lines() -> Any:  # the file is made again on each read, the same each time, and streamed
+                skip = start
+                for chunk in sim._jsonl(op):
+                    if skip >= len(chunk):
+                        skip -= len(chunk)
+                        continue
+                    yield chunk[skip:]
+                    skip = 0
+
+            response = Response(lines(), status=206 if start else 200, mimetype="application/jsonl")
+            if start:
+                response.headers["Content-Range"] = f"bytes {start}-*/*"
+            return response
+
         return app
+
+    # --- bulk operations -----------------------------------------------------------------------------------
+
+    def _run_bulk(self, store: StoreState, query: str) -> dict[str, Any]:
+        with self._lock:
+            running = [o for o in self.bulk.values() if o["shop"] == store.domain and o["status"] in ("CREATED", "RUNNING")
+                       and time.time() < o["ready_at"]]
+            if running:
+                return {"bulkOperationRunQuery": {"bulkOperation": None, "userErrors": [
+                    {"field": None, "message": "A bulk query operation for this app and shop is already in progress: "
+                                               f"{running[0]['id']}."}]}}
+            kind = "orders" if "orders" in query.split("{")[1] else "customers" if "customers" in query else ""
+            if not kind:
+                return {"bulkOperationRunQuery": {"bulkOperation": None, "userErrors": [
+                    {"field": ["query"], "message": "The simulator reads orders or customers only."}]}}
+            gid = f"gid://shopify/BulkOperation/{next(self._ids)}"
+            self.bulk[gid] = {"id": gid, "shop": store.domain, "kind": kind, "status": "RUNNING",
+                              "ready_at": time.time() + self.bulk_delay,
+                              "stored": list(store.orders if kind == "orders" else store.customers)}
+        return {"bulkOperationRunQuery": {"bulkOperation": {"id": gid, "status": "CREATED"}, "userErrors": []}}
+
+    def _bulk_status(self, store: StoreState, gid: str) -> dict[str, Any] | None:
+        op = self.bulk.get(gid)
+        if op is None or op["shop"] != store.domain:
+            return None
+        if op["status"] == "RUNNING" and time.time() >= op["ready_at"]:
+            op["status"] = "COMPLETED"
+        done = op["status"] == "COMPLETED"
+        return {"id": gid, "status": op["status"], "errorCode": None, "objectCount": "0",
+                "url": f"{self.origin}/bulk/{gid.rsplit('/', 1)[-1]}.jsonl" if done else None}
+
+    def _jsonl(self, op: dict[str, Any]) -> Any:
+        store = self.stores[op["shop"]]
+        if op["kind"] == "customers":
+            for customer in self._all_customers(store):
+                yield (json.dumps(_gql_customer(customer)) + "\n").encode()
+            return
+        for order in self._all_orders(store):
+            node, children = _gql_order(order)
+            yield ("".join(json.dumps(x) + "\n" for x in [node, *children])).encode()
+
+    def _refund_node(self, store: StoreState, gid: str) -> dict[str, Any] | None:
+        rid = int(gid.rsplit("/", 1)[-1])
+        generated = 0 <= rid - 2 - 5_000_000_000 < store.history
+        with self._lock:
+            orders = [self.history_order(store, rid - 2 - 5_000_000_000)] if generated else list(store.orders.values())
+        for order in orders:
+            for refund in order["refunds"]:
+                if refund["id"] == rid:
+                    return {"id": gid, "refundLineItems": {"nodes": [
+                        {"lineItem": {"id": f"gid://shopify/LineItem/{x['line_item_id']}"}, "quantity": x["quantity"],
+                         "subtotalSet": {"shopMoney": {"amount": x["subtotal"]}}} for x in refund["refund_line_items"]]}}
+        return None
+
+    def _counts(self, store: StoreState) -> dict[str, Any]:
+        with self._lock:
+            stored_customers = len(store.customers)
+            stored_orders = len(store.orders)
+        customers = len(self._history_customer_numbers(store)) + stored_customers
+        return {"ordersCount": {"count": store.history + stored_orders, "precision": "EXACT"},
+                "customersCount": {"count": customers, "precision": "EXACT"}}
 
     def _create_discount(self, store: StoreState, discount: dict[str, Any]) -> dict[str, Any]:
         code = str(discount["code"])
@@ -357,6 +530,56 @@ class ShopifySimulator(SimulatedServer):
             node = f"gid://shopify/DiscountCodeNode/{next(self._ids)}"
             store.discounts[code.lower()] = {"id": node, **discount}
         return {"discountCodeBasicCreate": {"codeDiscountNode": {"id": node}, "userErrors": []}}
+
+
+def _money(amount: Any) -> dict[str, Any]:
+    return {"shopMoney": {"amount": str(amount)}}
+
+
+def _gql_customer(c: dict[str, Any]) -> dict[str, Any]:
+    """A REST customer as the GraphQL Admin API's Customer node reads in a bulk result."""
+    def consent(value: dict[str, Any] | None) -> dict[str, Any] | None:
+        if not value:
+            return None
+        return {"marketingState": str(value.get("state", "not_subscribed")).upper(),
+                "consentUpdatedAt": value.get("consent_updated_at")}
+
+    return {"id": f"gid://shopify/Customer/{c['id']}", "email": c.get("email"), "phone": c.get("phone"),
+            "firstName": c.get("first_name"), "lastName": c.get("last_name"), "locale": c.get("locale"),
+            "createdAt": c.get("created_at"), "updatedAt": c.get("updated_at"),
+            "emailMarketingConsent": consent(c.get("email_marketing_consent")),
+            "smsMarketingConsent": consent(c.get("sms_marketing_consent"))}
+
+
+def _gql_order(o: dict[str, Any]) -> tuple[dict[str, Any], list[dict[str, Any]]]:
+    """A REST order as a bulk result has it: the order's line, then a line per line item (`__parentId`)."""
+    gid = f"gid://shopify/Order/{o['id']}"
+    node = {
+        "id": gid, "name": o["name"], "email": o.get("email"), "createdAt": o["created_at"], "updatedAt": o["updated_at"],
+        "processedAt": o.get("processed_at"), "cancelledAt": o.get("cancelled_at"), "currencyCode": o["currency"],
+        "displayFinancialStatus": str(o.get("financial_status") or "pending").upper(),
+        "subtotalPriceSet": _money(o["subtotal_price"]), "totalPriceSet": _money(o["total_price"]),
+        "totalTaxSet": _money(o["total_tax"]), "totalDiscountsSet": _money(o["total_discounts"]),
+        "totalShippingPriceSet": _money(o["total_shipping_price_set"]["shop_money"]["amount"]),
+        "customer": _gql_customer(o["customer"]) if o.get("customer") else None,
+        "fulfillments": [{"id": f"gid://shopify/Fulfillment/{f['id']}", "status": str(f["status"]).upper(),
+                          "displayStatus": str(f.get("shipment_status") or "fulfilled").upper(),
+                          "createdAt": f["created_at"], "updatedAt": f["updated_at"],
+                          "trackingInfo": [{"company": f.get("tracking_company"), "number": f.get("tracking_number"),
+                                            "url": f.get("tracking_url")}] if f.get("tracking_number") else []}
+                         for f in o.get("fulfillments") or []],
+        "refunds": [{"id": f"gid://shopify/Refund/{r['id']}", "createdAt": r["created_at"],
+                     "totalRefundedSet": _money(sum(Decimal(t["amount"]) for t in r["transactions"]
+                                                    if t["kind"] == "refund" and t["status"] == "success"))}
+                    for r in o.get("refunds") or []],
+    }
+    children = [{"id": f"gid://shopify/LineItem/{x['id']}", "title": x["title"], "name": x.get("name"),
+                 "quantity": x["quantity"], "sku": x.get("sku"), "originalUnitPriceSet": _money(x["price"]),
+                 "totalDiscountSet": _money(x.get("total_discount", "0.00")),
+                 "product": {"id": f"gid://shopify/Product/{x['product_id']}"} if x.get("product_id") else None,
+                 "variant": {"id": f"gid://shopify/ProductVariant/{x['variant_id']}"} if x.get("variant_id") else None,
+                 "__parentId": gid} for x in o.get("line_items") or []]
+    return node, children
 
 
 def _cost(requested: int) -> dict[str, Any]:

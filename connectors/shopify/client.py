@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -41,6 +41,10 @@ class ShopifyRetryable(ShopifyApiError):
     def __init__(self, message: str, retry_after: float = 0.0) -> None:
         super().__init__(message)
         self.retry_after = retry_after
+
+
+class ShopifyResultGone(ShopifyApiError):
+    """A bulk operation's result URL no longer answers (it expires)."""
 
 
 class ShopifyUserErrors(ShopifyApiError):
@@ -182,3 +186,42 @@ class ShopifyClient:
             if problems:
                 raise ShopifyUserErrors(problems)
         return data
+
+    # --- bulk operation results ------------------------------------------------------------------------------
+
+    def jsonl(self, url: str, offset: int = 0) -> Iterator[tuple[bytes, int]]:
+        """Stream a bulk operation's JSONL result from a byte offset (a Range request, so a resumed import does
+        not read again what it has); yields each line with the offset right after it. Never the whole file in
+        memory. A server that ignores Range is read from the start, skipping up to the offset."""
+        def attempt() -> requests.Response:
+            response = self.http.get(url, headers={"Range": f"bytes={offset}-"} if offset else {},
+                                     timeout=self.timeout, stream=True)
+            if response.status_code == 429 or response.status_code >= 500:
+                response.close()
+                raise ShopifyRetryable(f"HTTP {response.status_code} from the bulk result",
+                                       retry_after(response.headers.get("Retry-After")))
+            if response.status_code in (403, 404, 410):
+                response.close()
+                raise ShopifyResultGone(f"HTTP {response.status_code}: the bulk result is gone (kept for 7 days)")
+            if response.status_code >= 400:
+                response.close()
+                raise ShopifyApiError(f"HTTP {response.status_code} from the bulk result")
+            return response
+
+        response = self._retrying()(attempt)
+        with response:
+            at = offset if response.status_code == 206 else 0
+            pending = b""
+            for chunk in response.iter_content(chunk_size=65536):
+                pending += chunk
+                start = 0
+                while (end := pending.find(b"\n", start)) >= 0:
+                    line, start = pending[start:end], end + 1
+                    at += len(line) + 1
+                    if at > offset and line.strip():
+                        yield line, at
+                pending = pending[start:]
+            if pending.strip():
+                at += len(pending)
+                if at > offset:
+                    yield pending, at

@@ -148,20 +148,26 @@ class WooCommerceClient:
     def delete(self, path: str, params: Mapping[str, Any] | None = None) -> Any:
         return self.request("DELETE", path, params=params).json()
 
+    def page(self, path: str, params: Mapping[str, Any] | None,
+             number: int) -> tuple[list[dict[str, Any]], int | None, int | None]:
+        """One page of a collection with the store's counts (X-WP-Total, X-WP-TotalPages), retried on 429/5xx."""
+        query = {"per_page": PER_PAGE, **(params or {}), "page": number}
+        response = self.request("GET", path, params=query)
+        items = response.json()
+        if not isinstance(items, list):
+            raise WooCommerceError(f"GET {path}: expected a list, got {type(items).__name__}")
+        total, pages = (response.headers.get(h) for h in ("X-WP-Total", "X-WP-TotalPages"))
+        return items, int(total) if total and total.isdigit() else None, int(pages) if pages and pages.isdigit() else None
+
     def pages(self, path: str, params: Mapping[str, Any] | None = None) -> Iterator[list[dict[str, Any]]]:
         """Every page of a collection, in order, following X-WP-TotalPages; a failing page is retried (then
         raised), never skipped."""
-        query = {"per_page": PER_PAGE, **(params or {})}
+        per_page = int((params or {}).get("per_page", PER_PAGE))
         page = 1
         while True:
-            response = self.request("GET", path, params={**query, "page": page})
-            items = response.json()
-            if not isinstance(items, list):
-                raise WooCommerceError(f"GET {path}: expected a list, got {type(items).__name__}")
+            items, _, total = self.page(path, params, page)
             yield items
-            header = response.headers.get("X-WP-TotalPages")
-            total = int(header) if header and header.isdigit() else None
-            if not items or (total is not None and page >= total) or (total is None and len(items) < query["per_page"]):
+            if not items or (total is not None and page >= total) or (total is None and len(items) < per_page):
                 return
             page += 1
 

@@ -29,6 +29,13 @@ class _Orders:
     def save(self, shop_id: int, order: OrderRecord) -> None:
         self.rows[(shop_id, order.external_id)] = order
 
+    def get_many(self, shop_id: int, external_ids: list[str]) -> dict[str, OrderRecord]:
+        return {i: o for i in external_ids if (o := self.rows.get((shop_id, i))) is not None}
+
+    def save_many(self, shop_id: int, orders: list[OrderRecord]) -> None:
+        for order in orders:
+            self.save(shop_id, order)
+
     def of_customer(self, shop_id: int, customer_id: str) -> list[OrderRecord]:
         return [o for (s, _), o in self.rows.items() if s == shop_id and o.customer_id == customer_id]
 
@@ -48,6 +55,13 @@ class _Keyed:
     def save(self, shop_id: int, record: CustomerRecord | CheckoutRecord) -> None:
         self.rows[(shop_id, record.external_id)] = record
 
+    def get_many(self, shop_id: int, external_ids: list[str]) -> dict[str, Any]:
+        return {i: r for i in external_ids if (r := self.rows.get((shop_id, i))) is not None}
+
+    def save_many(self, shop_id: int, records: list[CustomerRecord]) -> None:
+        for record in records:
+            self.save(shop_id, record)
+
     def forget_customer(self, shop_id: int, customer_id: str) -> None:
         for key, c in list(self.rows.items()):
             if key[0] == shop_id and c.customer_id == customer_id:
@@ -63,6 +77,9 @@ class _Events:
             return False
         self.recorded[(event.shop_id, event.key)] = event
         return True
+
+    def record_many(self, events: list[DomainEvent]) -> list[DomainEvent]:
+        return [e for e in events if self.record(e)]
 
 
 class _Shops:

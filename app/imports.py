@@ -1,0 +1,282 @@
+"""Importing a store's past customers and orders, so that balances, segments and analytics are right from
+day one.
+
+An import is a row (`history_imports`) and a background job. The job reads the store's history phase by
+phase (customers, then orders) from the platform's HistorySource and applies each page with the core's
+ImportHistory command: the same merge rules and the same domain events as the webhooks, so importing while
+webhooks arrive, or importing twice, ends in what the webhooks alone would have produced. Each page commits
+together with the import's cursor and counts, so a crash loses nothing and the next run resumes after the
+last page applied. The run that holds the import is fenced by its attempt number: a worker that lost its
+lease (it was too slow, or presumed dead) cannot write over the one that took over.
+
+The job works in slices (`import_slice_s`), then queues its next slice; the sweeper re-queues an import
+whose job was lost or whose worker died, like the inbox relay does for webhooks.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import random
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from typing import TYPE_CHECKING, Any
+
+import structlog
+from sqlalchemy import and_, or_, select, update
+from sqlalchemy.exc import IntegrityError, OperationalError
+from sqlalchemy.orm import Session
+
+from app.core.commands import ImportHistory
+from app.core.messagebus import handle
+from app.db.engine import rowcount
+from app.db.models import HistoryImport, Shop
+from app.db.uow import SqlUnitOfWork
+from connectors.base import HISTORY_PHASES, HistoryPage, HistorySource, StaleCursor
+
+if TYPE_CHECKING:
+    from app.bootstrap import Container
+
+log = structlog.get_logger(__name__)
+LEASE = timedelta(seconds=120)
+LOST_AFTER = timedelta(minutes=5)  # queued this long ago and not started: the job was lost
+MAX_ATTEMPTS = 8
+ACTIVE = ("queued", "running")
+
+
+class LostClaim(Exception):
+    """Another run took this import over (this one's lease ran out); this run stops without writing."""
+
+
+@dataclass(frozen=True)
+class Progress:
+    status: str
+    phase: str
+    customers: int
+    orders: int
+    total_customers: int | None
+    total_orders: int | None
+    skipped: int
+    error: str | None
+
+    @classmethod
+    def of(cls, row: HistoryImport) -> Progress:
+        return cls(row.status, row.phase, row.customers, row.orders, row.total_customers, row.total_orders,
+                   int((row.cursor or {}).get("skipped", 0)), row.error)
+
+
+def start(c: Container, shop_id: int, *, enqueue: bool = True) -> int:
+    """Queue an import of the shop's history, unless one is queued or running already; returns its id."""
+    with c.sessions() as s, s.begin():
+        shop = s.get(Shop, shop_id, with_for_update=True)  # one start at a time per shop
+        if shop is None or not shop.installed:
+            raise LookupError(f"shop {shop_id} is not installed")
+        active = s.scalars(select(HistoryImport).where(
+            HistoryImport.shop_id == shop_id, HistoryImport.status.in_(ACTIVE))).first()
+        if active is not None:
+            return active.id
+        row = HistoryImport(shop_id=shop_id, platform=shop.platform, status="queued", phase=HISTORY_PHASES[0],
+                            cursor={}, enqueued_at=datetime.now(UTC) if enqueue else None)
+        s.add(row)
+        s.flush()
+        import_id = row.id
+    if enqueue:
+        c.queue.enqueue("run_import", import_id)
+    log.info("import_queued", shop_id=shop_id, import_id=import_id)
+    return import_id
+
+
+def latest(c: Container, shop_id: int) -> Progress | None:
+    with c.sessions() as s:
+        row = s.scalars(select(HistoryImport).where(HistoryImport.shop_id == shop_id)
+                        .order_by(HistoryImport.id.desc()).limit(1)).first()
+        return None if row is None else Progress.of(row)
+
+
+def source_for(c: Container, shop_id: int) -> HistorySource:
+    with c.sessions() as s:
+        shop = s.get(Shop, shop_id)
+        if shop is None:
+            raise LookupError(f"shop {shop_id} is gone")
+        platform, domain = shop.platform, shop.domain
+    if platform == "shopify":
+        from app.shops import access_token
+        from connectors.shopify.history import ShopifyHistory
+
+        return ShopifyHistory(c.shopify, domain, lambda: access_token(c, shop_id))
+    if platform == "woocommerce":
+        from app.connections import store_client
+        from connectors.woocommerce.history import WooCommerceHistory
+
+        client, _ = store_client(c, shop_id)
+        return WooCommerceHistory(client, shop_id)
+    raise LookupError(f"no history source for {platform}")
+
+
+def _claim(c: Container, import_id: int) -> HistoryImport | None:
+    now = datetime.now(UTC)
+    claimable = or_(HistoryImport.status == "queued",
+                    and_(HistoryImport.status == "running", HistoryImport.lease_until < now))
+    with c.sessions() as s, s.begin():
+        claimed = rowcount(s.execute(update(HistoryImport).where(HistoryImport.id == import_id, claimable).values(
+            status="running", lease_until=now + LEASE, attempts=HistoryImport.attempts + 1, updated_at=now)))
+        if not claimed:
+            return None
+        row = s.get(HistoryImport, import_id)
+        assert row is not None
+        s.expunge(row)
+        return row
+
+
+def _fenced(run: HistoryImport) -> Any:
+    return and_(HistoryImport.id == run.id, HistoryImport.attempts == run.attempts, HistoryImport.status == "running")
+
+
+def _save(s: Session, run: HistoryImport, **values: Any) -> None:
+    now = datetime.now(UTC)
+    if not rowcount(s.execute(update(HistoryImport).where(_fenced(run)).values(
+            **{"lease_until": now + LEASE, "updated_at": now, **values}))):
+        raise LostClaim(run.id)
+
+
+def _apply(c: Container, run: HistoryImport, phase: str, page: HistoryPage, state: dict[str, Any]) -> None:
+    """One page and the import's new cursor and counts, in one transaction; a lost race with a webhook that
+    inserted the same order first is retried (the second try finds it and merges)."""
+    skipped = int(state["cursor"].get("skipped", 0)) + len(page.skipped)
+    cursor = {**page.cursor, "skipped": skipped}
+    counts = {"customers": state["customers"] + page.read} if phase == "customers" else {
+        "orders": state["orders"] + page.read}
+    totals = {f"total_{phase}": page.total} if page.total is not None else {}
+    note = {"error": f"skipped {page.skipped[-1]}"} if page.skipped else {}
+
+    def progress(s: Session) -> None:
+        _save(s, run, cursor=cursor, **counts, **totals, **note)
+
+    for attempt in range(1, 4):
+        try:
+            if page.customers or page.orders:
+                handle(ImportHistory(run.shop_id, page.customers, page.orders),
+                       SqlUnitOfWork(c.sessions, on_commit=progress), c.clock)
+            else:
+                with c.sessions() as s, s.begin():
+                    progress(s)
+            break
+        except (IntegrityError, OperationalError):
+            if attempt == 3:
+                raise
+            time.sleep(0.05 * attempt * (1 + random.random()))
+    for skip in page.skipped:
+        log.warning("import_item_skipped", shop_id=run.shop_id, import_id=run.id, reason=skip)
+    state.update(cursor=cursor, **counts)
+
+
+def run(c: Container, import_id: int, *, slice_s: float | None = None,
+        on_progress: Callable[[Progress], None] | None = None) -> str:
+    """Run (or resume) an import: to the end, or for about `slice_s` seconds and then queue the rest.
+    Returns what became of it: done, continued, retry, failed, skipped (not claimable now) or lost."""
+    run = _claim(c, import_id)
+    if run is None:
+        return "skipped"
+    structlog.contextvars.bind_contextvars(shop_id=run.shop_id, import_id=run.id)
+    deadline = None if slice_s is None else time.monotonic() + slice_s
+    state: dict[str, Any] = {"cursor": dict(run.cursor or {}), "customers": run.customers, "orders": run.orders}
+    phase = run.phase
+    try:
+        source = source_for(c, run.shop_id)
+        while phase in HISTORY_PHASES:
+            with contextlib.closing(source.pages(phase, state["cursor"])) as pages:
+                for page in pages:
+                    _apply(c, run, phase, page, state)
+                    if on_progress is not None:
+                        on_progress(_progress(c, run.id))
+                    if deadline is not None and time.monotonic() > deadline:
+                        return _continue(c, run)
+            phase = _next_phase(c, run, phase, state)
+        with c.sessions() as s, s.begin():
+            _save(s, run, status="done", phase="done", lease_until=None, finished_at=datetime.now(UTC), error=None)
+        log.info("import_done", customers=state["customers"], orders=state["orders"])
+        return "done"
+    except LostClaim:
+        log.warning("import_claim_lost")
+        return "lost"
+    except StaleCursor as exc:  # the platform's result expired: read this phase again, from its start
+        log.warning("import_phase_restarted", phase=phase, reason=str(exc))
+        with c.sessions() as s, s.begin():
+            _save(s, run, cursor={"skipped": state["cursor"].get("skipped", 0)})
+        return _continue(c, run)
+    except Exception as exc:
+        log.exception("import_failed")
+        return _retry_later(c, run, f"{type(exc).__name__}: {exc}")
+    finally:
+        structlog.contextvars.unbind_contextvars("shop_id", "import_id")
+
+
+def _progress(c: Container, import_id: int) -> Progress:
+    with c.sessions() as s:
+        row = s.get(HistoryImport, import_id)
+        assert row is not None
+        return Progress.of(row)
+
+
+def _next_phase(c: Container, run: HistoryImport, phase: str, state: dict[str, Any]) -> str:
+    following = HISTORY_PHASES.index(phase) + 1
+    nxt = HISTORY_PHASES[following] if following < len(HISTORY_PHASES) else "done"
+    state["cursor"] = {"skipped": state["cursor"].get("skipped", 0)}
+    with c.sessions() as s, s.begin():
+        _save(s, run, phase=nxt, cursor=state["cursor"])
+    return nxt
+
+
+def _continue(c: Container, run: HistoryImport) -> str:
+    """End this slice: the import goes back to the queue, to resume from its cursor."""
+    with c.sessions() as s, s.begin():
+        _save(s, run, status="queued", lease_until=None, enqueued_at=datetime.now(UTC))
+    c.queue.enqueue("run_import", run.id)
+    return "continued"
+
+
+def _retry_later(c: Container, run: HistoryImport, error: str) -> str:
+    now = datetime.now(UTC)
+    failed = run.attempts >= MAX_ATTEMPTS
+    delay = timedelta(seconds=min(600.0, 5 * 2 ** run.attempts) * (0.5 + random.random()))
+    with c.sessions() as s, s.begin():
+        changed = rowcount(s.execute(update(HistoryImport).where(_fenced(run)).values(
+            status="failed" if failed else "queued", lease_until=None, enqueued_at=None, error=error[:2000],
+            next_attempt_at=None if failed else now + delay, updated_at=now,
+            finished_at=now if failed else None)))
+    return "lost" if not changed else "failed" if failed else "retry"
+
+
+def retry(c: Container, shop_id: int) -> int | None:
+    """Staff asked to try a failed import again: it resumes from its cursor."""
+    with c.sessions() as s, s.begin():
+        row = s.scalars(select(HistoryImport).where(HistoryImport.shop_id == shop_id)
+                        .order_by(HistoryImport.id.desc()).limit(1)).first()
+        if row is None or row.status != "failed":
+            return None
+        row.status, row.attempts, row.error, row.next_attempt_at = "queued", 0, None, None
+        row.enqueued_at, row.finished_at = datetime.now(UTC), None
+        import_id = row.id
+    c.queue.enqueue("run_import", import_id)
+    return import_id
+
+
+def relay(c: Container) -> int:
+    """Queue every import that should be running and is not: a retry whose time has come, a job the queue
+    lost, a worker that died holding one. Safe from many workers at once."""
+    now = datetime.now(UTC)
+    due = or_(
+        and_(HistoryImport.status == "queued", HistoryImport.enqueued_at.is_(None),
+             or_(HistoryImport.next_attempt_at.is_(None), HistoryImport.next_attempt_at <= now)),
+        and_(HistoryImport.status == "queued", HistoryImport.enqueued_at < now - LOST_AFTER),
+        and_(HistoryImport.status == "running", HistoryImport.lease_until < now),
+    )
+    with c.sessions() as s, s.begin():
+        ids = list(s.scalars(select(HistoryImport.id).where(due).order_by(HistoryImport.id).limit(100)
+                             .with_for_update(skip_locked=True)))
+        if ids:
+            s.execute(update(HistoryImport).where(HistoryImport.id.in_(ids)).values(enqueued_at=now))
+    for import_id in ids:
+        c.queue.enqueue("run_import", import_id)
+    return len(ids)
