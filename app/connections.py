@@ -123,16 +123,23 @@ def ensure_webhooks(c: Container, shop_id: int) -> dict[str, int]:
     url = f"{c.settings.app_url}/webhooks/woocommerce"
     ours = {w["topic"]: w for w in client.webhooks() if w.get("delivery_url") == url}
     counts = {"created": 0, "reactivated": 0, "healthy": 0}
+    found: dict[str, str] = {}  # topic -> what Encore found: active, or the status WooCommerce left, or missing
     for topic in WEBHOOK_TOPICS:
         existing = ours.get(topic)
         if existing is None:
             client.create_webhook(topic, url, secret, name=f"Encore {topic}")
             counts["created"] += 1
+            found[topic] = "missing"
         elif existing.get("status") != "active":
             client.update_webhook(int(existing["id"]), status="active", secret=secret)
             counts["reactivated"] += 1
+            found[topic] = str(existing.get("status") or "unknown")
         else:
             counts["healthy"] += 1
+            found[topic] = "active"
+    with c.sessions() as s, s.begin():  # what the admin shows as the store's webhook health
+        s.execute(update(Shop).where(Shop.id == shop_id).values(
+            webhooks_health={"found": found, **counts}, webhooks_checked_at=datetime.now(UTC)))
     log.info("woocommerce_webhooks", shop_id=shop_id, **counts)
     return counts
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass, fields, is_dataclass
 from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Any
@@ -24,20 +24,22 @@ class DomainEvent:
         return type(self).__name__
 
     def payload(self) -> dict[str, Any]:
-        def plain(value: Any) -> Any:
-            if isinstance(value, Decimal):
-                return str(value)
-            if isinstance(value, datetime):
-                return value.isoformat()
-            if isinstance(value, dict):
-                return {k: plain(v) for k, v in value.items()}
-            if isinstance(value, list | tuple):
-                return [plain(v) for v in value]
-            return value
+        """The event's fields as JSON-ready values (shop_id aside: it has a column of its own)."""
+        return {f.name: _plain(getattr(self, f.name)) for f in fields(self) if f.name != "shop_id"}
 
-        data = asdict(self)
-        data.pop("shop_id")
-        return {k: plain(v) for k, v in data.items()}
+
+def _plain(value: Any) -> Any:
+    if isinstance(value, Decimal):
+        return str(value)
+    if isinstance(value, datetime):
+        return value.isoformat()
+    if is_dataclass(value) and not isinstance(value, type):
+        return {f.name: _plain(getattr(value, f.name)) for f in fields(value)}
+    if isinstance(value, dict):
+        return {k: _plain(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_plain(v) for v in value]
+    return value
 
 
 @dataclass(frozen=True)

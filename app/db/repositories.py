@@ -8,15 +8,14 @@ from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Any, cast
 
-from sqlalchemy import Table, bindparam, delete, insert, select, update
-from sqlalchemy.dialects.postgresql import insert as pg_insert
-from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+from sqlalchemy import Table, bindparam, delete, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from app.core import model as m
 from app.core.events import DomainEvent
 from app.core.ports import ShopState
+from app.db import bulk
 from app.db import models as t
 
 
@@ -92,8 +91,8 @@ class Orders:
         return self._assemble(row, lines, fuls, refs)
 
     @staticmethod
-    def _assemble(row: t.Order, lines: Iterable[t.OrderLine], fuls: Iterable[t.Fulfillment],
-                  refs: Iterable[t.Refund]) -> m.OrderRecord:
+    def _assemble(row: Any, lines: Iterable[Any], fuls: Iterable[Any], refs: Iterable[Any]) -> m.OrderRecord:
+        """An order from its row and its parts' rows (ORM objects or plain rows: the same attribute names)."""
         return m.OrderRecord(
             external_id=row.external_id, updated_at=row.external_updated_at, created_at=row.created_at,
             currency=row.currency, total=row.total, subtotal=row.subtotal, name=row.name,
@@ -123,19 +122,17 @@ class Orders:
         """The stored orders among these ids, locked for this transaction (in id order, so two batches that
         overlap cannot deadlock), with their parts read in three queries rather than three per order."""
         found: dict[str, m.OrderRecord] = {}
+        orders, parts_of = _table(t.Order), (_table(t.OrderLine), _table(t.Fulfillment), _table(t.Refund))
         for chunk in _chunks(sorted(set(external_ids))):
-            q = select(t.Order).where(t.Order.shop_id == shop_id, t.Order.external_id.in_(chunk)).order_by(t.Order.id)
-            rows = list(self.s.scalars(q.with_for_update()))
+            q = select(orders).where(orders.c.shop_id == shop_id, orders.c.external_id.in_(chunk)).order_by(orders.c.id)
+            rows = list(self.s.execute(q.with_for_update()))  # plain rows: no ORM bookkeeping for a batch
             if not rows:
                 continue
             ids = [r.id for r in rows]
             parts: dict[int, tuple[list[Any], list[Any], list[Any]]] = {i: ([], [], []) for i in ids}
-            children: tuple[type[t.OrderLine] | type[t.Fulfillment] | type[t.Refund], ...] = (
-                t.OrderLine, t.Fulfillment, t.Refund)
-            for index, table in enumerate(children):
-                q2 = select(table).where(table.shop_id == shop_id, table.order_id.in_(ids))
-                for child in self.s.scalars(q2):
-                    parts[cast(Any, child).order_id][index].append(child)
+            for index, table in enumerate(parts_of):
+                for child in self.s.execute(select(table).where(table.c.shop_id == shop_id, table.c.order_id.in_(ids))):
+                    parts[child.order_id][index].append(child)
             found.update((r.external_id, self._assemble(r, *parts[r.id])) for r in rows)
         return found
 
@@ -151,9 +148,8 @@ class Orders:
         fresh = [v for v in values if v["external_id"] not in ids]
         known = [{"_id": ids[v["external_id"]], **v} for v in values if v["external_id"] in ids]
         if fresh:
-            made = self.s.execute(insert(_table(t.Order)).returning(
-                _table(t.Order).c.id, _table(t.Order).c.external_id, sort_by_parameter_order=True), fresh)
-            ids.update((e, i) for i, e in made)
+            bulk.insert_rows(self.s, _table(t.Order), fresh)
+            ids.update(_row_ids(self.s, t.Order, shop_id, [v["external_id"] for v in fresh]))
         if existing:
             self.s.execute(update(_table(t.Order)).where(_table(t.Order).c.id == bindparam("_id")), known)
             for chunk in _chunks(existing):
@@ -163,8 +159,7 @@ class Orders:
         fuls = [_fulfillment_values(shop_id, ids[o.external_id], f) for o in orders for f in o.fulfillments]
         refs = [_refund_values(shop_id, ids[o.external_id], r) for o in orders for r in o.refunds]
         for table, rows in ((t.OrderLine, lines), (t.Fulfillment, fuls), (t.Refund, refs)):
-            if rows:
-                self.s.execute(insert(_table(table)), rows)
+            bulk.insert_rows(self.s, _table(table), rows)
 
     def of_customer(self, shop_id: int, customer_id: str) -> list[m.OrderRecord]:
         q = select(t.Order).where(t.Order.shop_id == shop_id, t.Order.customer_external_id == customer_id)
@@ -220,9 +215,10 @@ class Customers:
 
     def get_many(self, shop_id: int, external_ids: list[str]) -> dict[str, m.CustomerRecord]:
         found: dict[str, m.CustomerRecord] = {}
+        table = _table(t.Customer)
         for chunk in _chunks(sorted(set(external_ids))):
-            q = select(t.Customer).where(t.Customer.shop_id == shop_id, t.Customer.external_id.in_(chunk))
-            found.update((r.external_id, self._record(r)) for r in self.s.scalars(q.order_by(t.Customer.id).with_for_update()))
+            q = select(table).where(table.c.shop_id == shop_id, table.c.external_id.in_(chunk)).order_by(table.c.id)
+            found.update((r.external_id, self._record(r)) for r in self.s.execute(q.with_for_update()))
         return found
 
     def save_many(self, shop_id: int, customers: list[m.CustomerRecord]) -> None:
@@ -234,15 +230,14 @@ class Customers:
         ids = _row_ids(self.s, t.Customer, shop_id, [c.external_id for c in customers])
         values = [_customer_values(shop_id, c) for c in customers]
         fresh = [v for v in values if v["external_id"] not in ids]
-        if fresh:
-            self.s.execute(insert(_table(t.Customer)), fresh)
+        bulk.insert_rows(self.s, _table(t.Customer), fresh)
         known = [{"_id": ids[v["external_id"]], **{k: x for k, x in v.items() if k != "redacted_at"}}
                  for v in values if v["external_id"] in ids]
         if known:
             table = _table(t.Customer)
             self.s.execute(update(table).where(table.c.id == bindparam("_id")), known)
 
-    def _record(self, row: t.Customer) -> m.CustomerRecord:
+    def _record(self, row: Any) -> m.CustomerRecord:
         return m.CustomerRecord(
             external_id=row.external_id, updated_at=row.external_updated_at, email=row.email, phone=row.phone,
             first_name=row.first_name, last_name=row.last_name, locale=row.locale,
@@ -309,16 +304,12 @@ class Events:
         unique = list({(e.shop_id, e.key): e for e in events}.values())
         if not unique:
             return []
-        table = _table(t.EventRow)
-        dialect = self.s.get_bind().dialect.name
-        ins = (pg_insert if dialect == "postgresql" else sqlite_insert)(table)
         now = datetime.now(UTC)
         rows = [{"shop_id": e.shop_id, "key": e.key, "type": e.name, "payload": e.payload(),
                  "occurred_at": e.occurred_at, "recorded_at": now} for e in unique]
         new: set[tuple[int, str]] = set()
-        for chunk in _chunks(rows):
-            stmt = ins.on_conflict_do_nothing(index_elements=["shop_id", "key"]).returning(table.c.shop_id, table.c.key)
-            new.update((s, k) for s, k in self.s.execute(stmt, chunk))
+        for chunk in _chunks(rows, 5000):
+            new.update(bulk.insert_new(self.s, _table(t.EventRow), chunk, ("shop_id", "key"), ("shop_id", "key")))
         return [e for e in unique if (e.shop_id, e.key) in new]
 
     def record(self, event: DomainEvent) -> bool:

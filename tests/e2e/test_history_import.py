@@ -225,3 +225,21 @@ def test_orders_deleted_during_a_woocommerce_import_do_not_make_it_skip_others(
     with c.sessions() as s:
         stored = set(s.scalars(select(Order.external_id).where(Order.shop_id == shop_id)))
     assert {str(o["id"]) for o in placed[5:]} <= stored  # none of those still in the store was skipped
+
+
+def test_the_cli_imports_in_the_foreground_with_a_progress_bar(live: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+    from click.testing import CliRunner
+
+    import app.bootstrap
+    from app.cli import main
+
+    _, sim, c = live
+    shop_id = _install(sim, c)
+    sim.seed_history(SHOP, 650)
+    monkeypatch.setattr(app.bootstrap, "bootstrap", lambda settings: c)  # the command's container is the test's
+    result = CliRunner().invoke(main, ["import", SHOP])
+    assert result.exit_code == 0, result.output
+    assert "orders" in result.output and "done: 585 customers, 650 orders read" in result.output
+    with c.sessions() as s:
+        assert s.scalar(select(func.count()).select_from(Order).where(Order.shop_id == shop_id)) == 650
+    assert CliRunner().invoke(main, ["import", "nowhere.myshopify.com"]).exit_code == 2  # no such shop: usage error
