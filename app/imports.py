@@ -16,9 +16,11 @@ whose job was lost or whose worker died, like the inbox relay does for webhooks.
 from __future__ import annotations
 
 import contextlib
+import queue
 import random
+import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Generator, Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any
@@ -64,6 +66,50 @@ class Progress:
     def of(cls, row: HistoryImport) -> Progress:
         return cls(row.status, row.phase, row.customers, row.orders, row.total_customers, row.total_orders,
                    int((row.cursor or {}).get("skipped", 0)), row.error)
+
+
+class Prefetch:
+    """Reads the next pages from the platform in a thread of its own while this one writes the current page
+    to the database: the two waits overlap. At most `depth` pages wait in between, so memory stays bounded."""
+
+    def __init__(self, pages: Generator[HistoryPage, None, None], depth: int = 2) -> None:
+        self._queue: queue.Queue[tuple[str, Any]] = queue.Queue(maxsize=depth)
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._read, args=(pages,), name="encore-import-reader", daemon=True)
+        self._thread.start()
+
+    def _offer(self, item: tuple[str, Any]) -> bool:
+        while not self._stop.is_set():
+            try:
+                self._queue.put(item, timeout=0.1)
+                return True
+            except queue.Full:
+                continue
+        return False
+
+    def _read(self, pages: Generator[HistoryPage, None, None]) -> None:
+        try:
+            for page in pages:
+                if not self._offer(("page", page)):
+                    return
+            self._offer(("end", None))
+        except BaseException as exc:  # handed to the writing thread, which raises it
+            self._offer(("error", exc))
+        finally:
+            pages.close()
+
+    def __iter__(self) -> Iterator[HistoryPage]:
+        while True:
+            kind, value = self._queue.get()
+            if kind == "end":
+                return
+            if kind == "error":
+                raise value
+            yield value
+
+    def close(self) -> None:
+        self._stop.set()
+        self._thread.join(30)
 
 
 def start(c: Container, shop_id: int, *, enqueue: bool = True) -> int:
@@ -185,7 +231,7 @@ def run(c: Container, import_id: int, *, slice_s: float | None = None,
     try:
         source = source_for(c, run.shop_id)
         while phase in HISTORY_PHASES:
-            with contextlib.closing(source.pages(phase, state["cursor"])) as pages:
+            with contextlib.closing(Prefetch(source.pages(phase, state["cursor"]))) as pages:
                 for page in pages:
                     _apply(c, run, phase, page, state)
                     if on_progress is not None:
