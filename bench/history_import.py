@@ -1,11 +1,12 @@
-"""History import benchmark: 100,000 past orders of a simulated Shopify store, imported through a bulk
-operation, against a raw bulk load of the very same rows, measured in the same run.
+"""History import benchmark: 100,000 past orders of a simulated store, imported by Encore, against a raw bulk
+load of the very same rows, measured in the same run. Shopify (a bulk operation) and WooCommerce (paginated
+REST) each in turn.
 
-    .venv/bin/python bench/history_import.py [--orders 100000] [--baseline-rounds 2]
+    .venv/bin/python bench/history_import.py [--orders 100000] [--platform both] [--baseline-rounds 2]
 
-- The store simulator runs in a process of its own (bench/history_sim.py) and generates the orders as the bulk
-  result is read (a mix of paid, fulfilled, delivered, refunded and cancelled orders, 1-2 lines each, ~90,000
-  customers).
+- The store simulator runs in a process of its own (bench/history_sim.py) and generates the orders as they are
+  read: for Shopify, a bulk result of paid, fulfilled, delivered, refunded and cancelled orders, 1-2 lines
+  each, ~90,000 customers; for WooCommerce, pages of 100 completed, processing, cancelled and refunded orders.
 - The importer is Encore's own command, `encore import <shop>`, in its own process against PostgreSQL (a fresh
   schema): it streams the JSONL, translates, and applies 500 orders a transaction with the webhooks' merge rules
   and domain events. Its wall time gives orders/s; its peak resident memory comes from the kernel (wait4).
@@ -52,14 +53,14 @@ TARGET_ORDERS_PER_S = 2000.0
 TARGET_PEAK_MB = 300.0
 
 
-def run_import(url: str, schema: str, origin: str, key: str) -> dict[str, Any]:
+def run_import(url: str, schema: str, origin: str, key: str, shop: str) -> dict[str, Any]:
     env = {**os.environ, "DATABASE_URL": f"{url}?options={quote(f'-csearch_path={schema}')}",
            "ENCORE_ENCRYPTION_KEYS": key, "ENCORE_SECRET_KEY": "bench", "ENCORE_ENV": "development",
            "SHOPIFY_SHOP_ORIGIN": f"{origin}/shops/{{shop}}", "SHOPIFY_API_KEY": "bench-api-key",
            "SHOPIFY_API_SECRET": "bench-api-secret", "ENCORE_LOG_LEVEL": "WARNING"}
     env.pop("REDIS_URL", None)
     started = time.perf_counter()
-    child = subprocess.Popen([sys.executable, "-m", "app.cli", "import", SHOP], cwd=ROOT, env=env,
+    child = subprocess.Popen([sys.executable, "-m", "app.cli", "import", shop], cwd=ROOT, env=env,
                              stdout=subprocess.PIPE, stderr=subprocess.PIPE)
     _, status, usage = os.wait4(child.pid, 0)
     elapsed = time.perf_counter() - started
@@ -104,60 +105,74 @@ def raw_load(engine: Any, source: str) -> float:
         raw.close()
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--orders", type=int, default=100_000)
-    parser.add_argument("--baseline-rounds", type=int, default=2)
-    parser.add_argument("--db", default=os.environ.get("BENCH_DATABASE_URL", "postgresql://postgres@127.0.0.1:5432/test"))
-    args = parser.parse_args()
-    url = _normalise_db_url(args.db)
+def bench(platform_name: str, orders: int, rounds: int, url: str, admin: Any) -> dict[str, Any]:
     schema = f"bench_import_{uuid.uuid4().hex[:8]}"
-    admin = make_engine(url)
     with admin.begin() as conn:
         conn.execute(text(f"CREATE SCHEMA {schema}"))
     engine = make_engine(url, connect_args={"options": f"-csearch_path={schema}"})
     token, key = "shpat_" + secrets.token_hex(16), Fernet.generate_key().decode()
-    sim = subprocess.Popen([sys.executable, str(ROOT / "bench" / "history_sim.py"), "--shop", SHOP,
-                            "--orders", str(args.orders), "--token", token], stdout=subprocess.PIPE, text=True)
+    vault = Vault((key,))
+    sim = subprocess.Popen([sys.executable, str(ROOT / "bench" / "history_sim.py"), "--shop", SHOP, "--platform",
+                            platform_name, "--orders", str(orders), "--token", token], stdout=subprocess.PIPE, text=True)
     try:
         upgrade(engine)
-        origin = (sim.stdout.readline() if sim.stdout else "").strip()
-        assert origin.startswith("http://"), "the simulator did not start"
+        line = (sim.stdout.readline() if sim.stdout else "").split()
+        assert line and line[0].startswith("http://"), "the simulator did not start"
+        origin, now = line[0], datetime.now(UTC)
+        shop = SHOP if platform_name == "shopify" else origin
         with engine.begin() as conn:
             conn.execute(text("INSERT INTO shops (platform, domain, currency, timezone, locale, access_token, "
-                              "access_expires_at, installed_at, created_at) VALUES ('shopify', :d, 'USD', 'UTC', "
-                              "'en', :t, :x, :n, :n)"), {"d": SHOP, "t": Vault((key,)).seal(token),
-                                                         "x": datetime.now(UTC) + timedelta(days=1),
-                                                         "n": datetime.now(UTC)})
-        print(f"importing {args.orders:,} orders from {origin} into schema {schema} ...", flush=True)
-        result = run_import(url, schema, origin, key)
+                              "access_expires_at, api_key, api_secret, installed_at, created_at) VALUES (:p, :d, "
+                              "'USD', 'UTC', 'en', :t, :x, :k, :s, :n, :n)"), {
+                "p": platform_name, "d": shop, "t": vault.seal(token), "x": now + timedelta(days=1),
+                "k": vault.seal(line[1]) if len(line) > 2 else None, "s": vault.seal(line[2]) if len(line) > 2 else None,
+                "n": now})
+        print(f"{platform_name}: importing {orders:,} orders from {origin} into schema {schema} ...", flush=True)
+        result = run_import(url, schema, origin, key, shop)
         rows = counts(engine, schema)
-        assert rows["orders"] == args.orders, f"imported {rows['orders']} orders of {args.orders}"
-        rate = args.orders / result["seconds"]
-        baseline = [raw_load(admin, schema) for _ in range(args.baseline_rounds)]
-        raw_seconds = min(baseline)
-        raw_rate = args.orders / raw_seconds
-        print(f"\nrows written: {', '.join(f'{t} {n:,}' for t, n in rows.items())}")
-        print(f"{'contender':<34}{'seconds':>10}{'orders/s':>12}{'peak MB':>10}")
-        print(f"{'raw COPY of the same rows':<34}{raw_seconds:>10.2f}{raw_rate:>12,.0f}{'':>10}")
-        print(f"{'encore import (bulk op, JSONL)':<34}{result['seconds']:>10.2f}{rate:>12,.0f}{result['peak_rss_mb']:>10.0f}")
-        print(f"\nimport / raw load: {rate / raw_rate:.1%}   ({result['output']})")
-        ok_rate, ok_mem = rate >= TARGET_ORDERS_PER_S, result["peak_rss_mb"] < TARGET_PEAK_MB
-        print(f"target >= {TARGET_ORDERS_PER_S:,.0f} orders/s: {'PASS' if ok_rate else 'MISS'}")
-        print(f"target peak memory < {TARGET_PEAK_MB:.0f} MB: {'PASS' if ok_mem else 'MISS'}")
-        RESULTS.mkdir(parents=True, exist_ok=True)
-        (RESULTS / "history_import.json").write_text(json.dumps({
-            "when": datetime.now(UTC).isoformat(), "machine": platform.platform(), "cpus": os.cpu_count(),
-            "orders": args.orders, "rows": rows, "import_seconds": result["seconds"], "orders_per_s": rate,
-            "peak_rss_mb": result["peak_rss_mb"], "raw_copy_seconds": baseline, "raw_orders_per_s": raw_rate,
-            "ratio": rate / raw_rate}, indent=2))
+        assert rows["orders"] == orders, f"imported {rows['orders']} orders of {orders}"
+        raw = [raw_load(admin, schema) for _ in range(rounds)]
+        return {"platform": platform_name, "orders": orders, "rows": rows, "import_seconds": result["seconds"],
+                "orders_per_s": orders / result["seconds"], "peak_rss_mb": result["peak_rss_mb"],
+                "raw_copy_seconds": raw, "raw_orders_per_s": orders / min(raw), "summary": result["output"]}
     finally:
         sim.terminate()
         sim.wait(10)
         engine.dispose()
         with admin.begin() as conn:
             conn.execute(text(f"DROP SCHEMA IF EXISTS {schema} CASCADE"))
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--orders", type=int, default=100_000)
+    parser.add_argument("--platform", choices=["shopify", "woocommerce", "both"], default="both")
+    parser.add_argument("--baseline-rounds", type=int, default=2)
+    parser.add_argument("--db", default=os.environ.get("BENCH_DATABASE_URL", "postgresql://postgres@127.0.0.1:5432/test"))
+    args = parser.parse_args()
+    url = _normalise_db_url(args.db)
+    admin = make_engine(url)
+    platforms = ["shopify", "woocommerce"] if args.platform == "both" else [args.platform]
+    try:
+        results = [bench(p, args.orders, args.baseline_rounds, url, admin) for p in platforms]
+    finally:
         admin.dispose()
+    print(f"\n{'contender':<40}{'seconds':>9}{'orders/s':>11}{'peak MB':>9}{'vs raw':>9}")
+    for r in results:
+        raw_seconds = min(r["raw_copy_seconds"])
+        print(f"{'raw COPY of the same rows (' + r['platform'] + ')':<40}{raw_seconds:>9.2f}{r['raw_orders_per_s']:>11,.0f}")
+        label = "encore import, " + ("bulk op JSONL" if r["platform"] == "shopify" else "REST pages")
+        print(f"{label:<40}{r['import_seconds']:>9.2f}{r['orders_per_s']:>11,.0f}{r['peak_rss_mb']:>9.0f}"
+              f"{r['orders_per_s'] / r['raw_orders_per_s']:>9.1%}")
+    print()
+    for r in results:
+        print(f"{r['platform']}: rows {', '.join(f'{t} {n:,}' for t, n in r['rows'].items())} ({r['summary']})")
+        print(f"  target >= {TARGET_ORDERS_PER_S:,.0f} orders/s: {'PASS' if r['orders_per_s'] >= TARGET_ORDERS_PER_S else 'MISS'}"
+              f"; peak memory < {TARGET_PEAK_MB:.0f} MB: {'PASS' if r['peak_rss_mb'] < TARGET_PEAK_MB else 'MISS'}")
+    RESULTS.mkdir(parents=True, exist_ok=True)
+    (RESULTS / "history_import.json").write_text(json.dumps({
+        "when": datetime.now(UTC).isoformat(), "machine": platform.platform(), "cpus": os.cpu_count(),
+        "results": results}, indent=2))
 
 
 if __name__ == "__main__":

@@ -14,6 +14,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from app.simulator.shopify import ShopifySimulator, Tokens  # noqa: E402
+from app.simulator.woocommerce import WooCommerceSimulator  # noqa: E402
 
 
 def main() -> None:
@@ -21,8 +22,15 @@ def main() -> None:
     parser.add_argument("--shop", required=True)
     parser.add_argument("--orders", type=int, required=True)
     parser.add_argument("--token", required=True)
+    parser.add_argument("--platform", choices=["shopify", "woocommerce"], default="shopify")
     args = parser.parse_args()
     logging.getLogger("werkzeug").setLevel(logging.ERROR)
+    if args.platform == "woocommerce":  # prints its origin, then the consumer key and secret
+        woo = WooCommerceSimulator(name="Bench Store")
+        woo.seed_history(args.orders)
+        key = woo.add_key()
+        print(woo.start(), key.consumer_key, key.consumer_secret, flush=True)
+        threading.Event().wait()
     sim = ShopifySimulator(api_key="bench-api-key", api_secret="bench-api-secret", app_url="http://127.0.0.1:1")
     store = sim.add_store(args.shop, name="Bench Store")
     sim.seed_history(args.shop, args.orders)

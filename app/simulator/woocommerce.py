@@ -121,6 +121,7 @@ class WooCommerceSimulator(SimulatedServer):
         self.keys: dict[str, ApiKey] = {}  # consumer_key -> key
         self.deleted_keys: list[ApiKey] = []
         self.orders: dict[int, dict[str, Any]] = {}
+        self.history = 0  # generated past orders, ids 1..history (seed_history)
         self.customers: dict[int, dict[str, Any]] = {}
         self.coupons: dict[int, dict[str, Any]] = {}
         self.webhooks: dict[int, Webhook] = {}
@@ -181,43 +182,68 @@ class WooCommerceSimulator(SimulatedServer):
     def place_order(self, *, customer_id: int = 0, email: str = "ann@example.com", status: str = "processing",
                     lines: list[tuple[str, int, str]] | None = None, at: datetime | None = None,
                     currency: str | None = None) -> dict[str, Any]:
-        at = at or _now()
-        lines = lines or [("Mug", 2, "12.50")]
         with self._lock:
             oid = next(self._ids)
-            items: list[dict[str, Any]] = []
-            for i, (name, quantity, price) in enumerate(lines):
-                subtotal = Decimal(price) * quantity
-                items.append({"id": oid * 10 + i, "name": name, "product_id": 10 + i, "variation_id": 0,
-                              "quantity": quantity, "tax_class": "", "subtotal": f"{subtotal:.2f}",
-                              "subtotal_tax": "0.00", "total": f"{subtotal:.2f}", "total_tax": "0.00", "taxes": [],
-                              "meta_data": [], "sku": f"SKU-{i}", "price": float(price),
-                              "image": {"id": "", "src": ""}, "parent_name": None})
-            total = sum((Decimal(x["total"]) for x in items), Decimal("0"))
-            paid = status in ("processing", "completed", "on-hold")
-            order: dict[str, Any] = {
-                "id": oid, "parent_id": 0, "status": status, "currency": currency or self.currency,
-                "version": WC_VERSION, "prices_include_tax": False, "date_created": _wc_time(at),
-                "date_modified": _wc_time(at), "discount_total": "0.00", "discount_tax": "0.00",
-                "shipping_total": "0.00", "shipping_tax": "0.00", "cart_tax": "0.00", "total": f"{total:.2f}",
-                "total_tax": "0.00", "customer_id": customer_id, "order_key": "wc_order_" + secrets.token_hex(6),
-                "billing": {"first_name": "Ann", "last_name": "", "company": "", "address_1": "", "address_2": "",
-                            "city": "", "state": "", "postcode": "", "country": "", "email": email, "phone": ""},
-                "shipping": {"first_name": "", "last_name": "", "company": "", "address_1": "", "address_2": "",
-                             "city": "", "state": "", "postcode": "", "country": "", "phone": ""},
-                "payment_method": "", "payment_method_title": "", "transaction_id": "", "customer_ip_address": "",
-                "customer_user_agent": "", "created_via": "checkout", "customer_note": "", "date_completed": None,
-                "date_paid": _wc_time(at) if paid else None, "cart_hash": "", "number": str(oid), "meta_data": [],
-                "line_items": items, "tax_lines": [], "shipping_lines": [], "fee_lines": [], "coupon_lines": [],
-                "refunds": [], "payment_url": f"{self.origin}/checkout/order-pay/{oid}/", "is_editable": False,
-                "needs_payment": not paid, "needs_processing": True, "date_created_gmt": _wc_time(at),
-                "date_modified_gmt": _wc_time(at), "date_completed_gmt": None,
-                "date_paid_gmt": _wc_time(at) if paid else None, "currency_symbol": "$",
-                "_links": self._links("orders", oid),
-            }
+            order = self._order(oid, at or _now(), status=status, customer_id=customer_id, email=email,
+                                lines=lines or [("Mug", 2, "12.50")], currency=currency or self.currency)
             self.orders[oid] = order
         self._fire("order.created", order)
         return copy.deepcopy(order)
+
+    def _order(self, oid: int, at: datetime, *, status: str, customer_id: int, email: str,
+               lines: list[tuple[str, int, str]], currency: str) -> dict[str, Any]:
+        """An order as the REST API (wc/v3) shows it."""
+        items: list[dict[str, Any]] = []
+        for i, (name, quantity, price) in enumerate(lines):
+            subtotal = Decimal(price) * quantity
+            items.append({"id": oid * 10 + i, "name": name, "product_id": 10 + i, "variation_id": 0,
+                          "quantity": quantity, "tax_class": "", "subtotal": f"{subtotal:.2f}",
+                          "subtotal_tax": "0.00", "total": f"{subtotal:.2f}", "total_tax": "0.00", "taxes": [],
+                          "meta_data": [], "sku": f"SKU-{i}", "price": float(price),
+                          "image": {"id": "", "src": ""}, "parent_name": None})
+        total = sum((Decimal(x["total"]) for x in items), Decimal("0"))
+        paid = status in ("processing", "completed", "on-hold")
+        return {
+            "id": oid, "parent_id": 0, "status": status, "currency": currency,
+            "version": WC_VERSION, "prices_include_tax": False, "date_created": _wc_time(at),
+            "date_modified": _wc_time(at), "discount_total": "0.00", "discount_tax": "0.00",
+            "shipping_total": "0.00", "shipping_tax": "0.00", "cart_tax": "0.00", "total": f"{total:.2f}",
+            "total_tax": "0.00", "customer_id": customer_id, "order_key": f"wc_order_{oid:012x}",
+            "billing": {"first_name": "Ann", "last_name": "", "company": "", "address_1": "", "address_2": "",
+                        "city": "", "state": "", "postcode": "", "country": "", "email": email, "phone": ""},
+            "shipping": {"first_name": "", "last_name": "", "company": "", "address_1": "", "address_2": "",
+                         "city": "", "state": "", "postcode": "", "country": "", "phone": ""},
+            "payment_method": "", "payment_method_title": "", "transaction_id": "", "customer_ip_address": "",
+            "customer_user_agent": "", "created_via": "checkout", "customer_note": "", "date_completed": None,
+            "date_paid": _wc_time(at) if paid else None, "cart_hash": "", "number": str(oid), "meta_data": [],
+            "line_items": items, "tax_lines": [], "shipping_lines": [], "fee_lines": [], "coupon_lines": [],
+            "refunds": [], "payment_url": f"{self.origin}/checkout/order-pay/{oid}/", "is_editable": False,
+            "needs_payment": not paid, "needs_processing": True, "date_created_gmt": _wc_time(at),
+            "date_modified_gmt": _wc_time(at), "date_completed_gmt": None,
+            "date_paid_gmt": _wc_time(at) if paid else None, "currency_symbol": "$",
+            "_links": self._links("orders", oid),
+        }
+
+    # --- history: orders made on the fly, for big imports --------------------------------------------------
+
+    def seed_history(self, orders: int) -> None:
+        """`orders` past orders with ids 1..orders (older than any placed here), generated when a page of them
+        is read, never stored: a mix of completed, processing, cancelled and refunded orders."""
+        with self._lock:
+            self.history = orders
+            self._ids = itertools.count(max(next(self._ids), orders + 100))
+
+    def history_order(self, n: int) -> dict[str, Any]:
+        at = datetime(2024, 1, 1, tzinfo=UTC) + timedelta(minutes=7 * n)
+        status = ["completed", "completed", "processing", "cancelled", "refunded"][n % 5]
+        order = self._order(n, at, status=status, customer_id=0, email=f"buyer{n % 5000}@example.com",
+                            lines=[("Mug", 1 + n % 3, "12.50"), ("Beans", 1, "18.00")][: 1 + n % 2],
+                            currency=self.currency)
+        if status in ("completed", "refunded"):
+            order["date_completed"] = order["date_completed_gmt"] = order["date_modified_gmt"]
+        if status == "refunded":
+            order["refunds"] = [{"id": 10**9 + n, "reason": "", "total": f"-{order['total']}"}]
+        return order
 
     def _touch(self, order: dict[str, Any], **changes: Any) -> None:
         previous = _parse_time(order["date_modified_gmt"])
@@ -370,6 +396,20 @@ class WooCommerceSimulator(SimulatedServer):
         response.headers["X-WP-TotalPages"] = str(math.ceil(total / per_page))
         return response
 
+    def _history_page(self) -> Response:
+        """A page of generated orders followed by the stored ones, oldest id first, without building them all."""
+        per_page, page = int(request.args.get("per_page", "10")), int(request.args.get("page", "1"))
+        with self._lock:
+            stored = sorted(self.orders.values(), key=lambda o: o["id"])
+        total = self.history + len(stored)
+        start, end = (page - 1) * per_page, min(page * per_page, total)
+        items = [self.history_order(n + 1) if n < self.history else copy.deepcopy(stored[n - self.history])
+                 for n in range(start, end)]
+        response = jsonify(items)
+        response.headers["X-WP-Total"] = str(total)
+        response.headers["X-WP-TotalPages"] = str(math.ceil(total / per_page))
+        return response
+
     def _ordered(self, items: list[dict[str, Any]], default: str = "date") -> list[dict[str, Any]] | Response:
         orderby, order = request.args.get("orderby", default), request.args.get("order", "desc")
         keys = {"id": lambda x: x["id"], "date": lambda x: (x["date_created_gmt"], x["id"]),
@@ -485,6 +525,9 @@ class WooCommerceSimulator(SimulatedServer):
 
         @app.get(f"{api}/orders")
         def orders() -> Response:
+            if sim.history and request.args.get("orderby") == "id" and request.args.get("order") == "asc" and \
+                    "modified_after" not in request.args and request.args.get("status", "any") == "any":
+                return sim._history_page()
             with sim._lock:
                 items = [o for o in sim.orders.values()
                          if request.args.get("status", "any") in ("any", o["status"])]

@@ -243,3 +243,19 @@ def test_the_cli_imports_in_the_foreground_with_a_progress_bar(live: Any, monkey
     with c.sessions() as s:
         assert s.scalar(select(func.count()).select_from(Order).where(Order.shop_id == shop_id)) == 650
     assert CliRunner().invoke(main, ["import", "nowhere.myshopify.com"]).exit_code == 2  # no such shop: usage error
+
+
+def test_a_big_woocommerce_history_is_read_page_by_page(live: Any, woocommerce_store: WooCommerceSimulator) -> None:
+    server, _, c = live
+    woo = woocommerce_store
+    woo.seed_history(430)
+    woo.place_order(status="completed")  # newer than the history: the last page
+    shop_id = _connect_woo(server, woo, c)
+    progress = imports.latest(c, shop_id)
+    assert progress is not None and (progress.status, progress.orders, progress.total_orders) == ("done", 431, 431)
+    with c.sessions() as s:
+        statuses = dict(s.execute(select(Order.status, func.count()).where(Order.shop_id == shop_id)
+                                  .group_by(Order.status)).all())
+    assert statuses == {"fulfilled": 172 + 1, "paid": 86, "cancelled": 86, "refunded": 86}
+    assert [q.get("page") for m, p, q in woo.requests if p == "orders" and q.get("orderby") == "id"] == [
+        str(n) for n in range(1, 6)]
