@@ -8,10 +8,13 @@ NOTHING RETURNING. Elsewhere the same results come from SQLAlchemy's multi-row I
 
 from __future__ import annotations
 
+import contextlib
+from collections.abc import Iterator
 from typing import Any
 
+import psycopg
 from psycopg.types.json import Json
-from sqlalchemy import Table, insert
+from sqlalchemy import Table, exc, insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import Session
 
@@ -20,6 +23,17 @@ def _pg(s: Session) -> Any | None:
     if s.get_bind().dialect.name != "postgresql":
         return None
     return s.connection().connection.driver_connection
+
+
+@contextlib.contextmanager
+def _as_sqlalchemy_errors(statement: str) -> Iterator[None]:
+    """The raw driver's errors as SQLAlchemy's, so callers handle a lost race the same on every path."""
+    try:
+        yield
+    except psycopg.IntegrityError as e:
+        raise exc.IntegrityError(statement, None, e) from e
+    except psycopg.OperationalError as e:
+        raise exc.OperationalError(statement, None, e) from e
 
 
 def _cells(row: dict[str, Any], columns: list[str]) -> list[Any]:
@@ -35,7 +49,8 @@ def insert_rows(s: Session, table: Table, rows: list[dict[str, Any]]) -> None:
         s.execute(insert(table), rows)
         return
     columns = list(rows[0])
-    with conn.cursor() as cur, cur.copy(f"COPY {table.name} ({', '.join(columns)}) FROM STDIN") as copy:
+    statement = f"COPY {table.name} ({', '.join(columns)}) FROM STDIN"
+    with _as_sqlalchemy_errors(statement), conn.cursor() as cur, cur.copy(statement) as copy:
         for row in rows:
             copy.write_row(_cells(row, columns))
 
@@ -52,7 +67,7 @@ def insert_new(s: Session, table: Table, rows: list[dict[str, Any]], keys: tuple
     columns = list(rows[0])
     cols = ", ".join(columns)
     load = f"encore_load_{table.name}"
-    with conn.cursor() as cur:
+    with _as_sqlalchemy_errors(f"INSERT INTO {table.name} .. ON CONFLICT DO NOTHING"), conn.cursor() as cur:
         cur.execute(f"CREATE TEMP TABLE IF NOT EXISTS {load} (LIKE {table.name} INCLUDING DEFAULTS) ON COMMIT DELETE ROWS")
         with cur.copy(f"COPY {load} ({cols}) FROM STDIN") as copy:
             for row in rows:
