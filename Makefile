@@ -3,7 +3,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: run test unit contract integration e2e lint typecheck bench system-deps
+.PHONY: run test unit contract integration e2e lint typecheck bench system-deps plugin journey-messages
 
 $(STAMP): pyproject.toml
 	python3 -m venv $(VENV)
@@ -37,6 +37,22 @@ typecheck: $(STAMP)
 bench: $(STAMP) system-deps
 	$(PY) bench/intake.py
 
-# Debian's chromium for the browser tests and wrk for the benchmark (never a downloaded browser).
+# The WordPress companion plugin as an installable zip: dist/encore-for-woocommerce.zip.
+plugin:
+	python3 tools/build_plugin.py
+
+# The journeys' message catalogs: extract the msgids of the default templates (and app/rendering's Python) with
+# Jinja's extractor, then update app/rendering/translations/{en,ko,ja}/LC_MESSAGES/journeys.po. Translate what
+# is new; tests/unit/test_rendering_catalogs.py fails while a ko or ja msgstr is missing.
+JOURNEYS := app/rendering
+journey-messages: $(STAMP)
+	$(VENV)/bin/pybabel extract -F $(JOURNEYS)/babel.cfg --input-dirs=$(JOURNEYS) --ignore-dirs='.* __pycache__' \
+		-o $(JOURNEYS)/translations/journeys.pot --project=Encore --version=0.1.0 --add-location=file \
+		--sort-by-file -c Translators: -w 120
+	$(VENV)/bin/pybabel update -D journeys -i $(JOURNEYS)/translations/journeys.pot -d $(JOURNEYS)/translations \
+		--ignore-obsolete --no-fuzzy-matching -w 120
+
+# Debian's chromium for the browser tests, wrk for the benchmark (never a downloaded browser), and php-cli,
+# php-mysql and wordpress for the plugin's tests (no web server).
 system-deps:
 	@bash tools/system-deps

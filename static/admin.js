@@ -1,12 +1,22 @@
-// The embedded admin: every request carries a fresh App Bridge session token.
+// The admin: inside Shopify every request carries a fresh App Bridge session token; opened from WordPress
+// (no App Bridge) it carries the session token Encore put in the page.
 (function () {
   const script = document.currentScript;
-  const labels = { retry: script.dataset.retryLabel, download: script.dataset.downloadLabel };
+  const labels = { retry: script.dataset.retryLabel, download: script.dataset.downloadLabel,
+                   expired: script.dataset.expiredLabel };
+  const pageToken = document.body.dataset.sessionToken;
+  let timer = null;
+
+  class SessionExpired extends Error {}
 
   async function api(path, options) {
-    const token = await window.shopify.idToken();
+    const token = window.shopify ? await window.shopify.idToken() : pageToken;
     const headers = Object.assign({ Authorization: "Bearer " + token }, (options || {}).headers);
     const response = await fetch(path, Object.assign({}, options, { headers }));
+    if (response.status === 401 && !window.shopify) {
+      clearInterval(timer);  // the page's token will not come back to life: stop asking
+      throw new SessionExpired(labels.expired);
+    }
     if (!response.ok) throw new Error(path + ": HTTP " + response.status);
     return response;
   }
@@ -76,10 +86,10 @@
 
   function show(error) {
     const p = document.getElementById("error");
-    p.textContent = String(error);
+    p.textContent = error instanceof SessionExpired ? error.message : String(error);
     p.hidden = false;
   }
 
   render().catch(show);
-  setInterval(() => render().catch(show), 3000);
+  timer = setInterval(() => render().catch(show), 3000);
 })();

@@ -8,7 +8,7 @@ from typing import Any
 from flask import Blueprint, Response, abort, current_app, g, jsonify, render_template
 from sqlalchemy import func, select
 
-from app import inbox
+from app import imports, inbox
 from app.bootstrap import Container
 from app.db.models import DataExport, Fulfillment, InboxRow, Order, Shop
 from app.i18n import translations
@@ -33,6 +33,18 @@ def render_shell(shop_domain: str, host: str, locale: str) -> Response:
     return response
 
 
+def render_store_shell(shop_domain: str, locale: str, session_token: str, store_origin: str) -> Response:
+    """The same page for a store's own admin (the WordPress plugin frames it, or a tab opens it): no App
+    Bridge, Encore's own session token in the page, and only the store's origin may frame it."""
+    html = render_template("admin.html", api_key="", app_bridge_url="", shop=shop_domain, host="",
+                           session_token=session_token, _=translations(locale).gettext, locale=locale)
+    response = Response(html, mimetype="text/html")
+    response.headers["Content-Security-Policy"] = f"frame-ancestors {store_origin};"
+    response.headers["Cache-Control"] = "no-store"  # the page carries a session token
+    response.headers["Referrer-Policy"] = "no-referrer"  # and its address a spent sign-in token
+    return response
+
+
 def _health(s: Any, shop_id: int) -> dict[str, int]:
     since = datetime.now(UTC) - timedelta(hours=24)
     rows = s.execute(select(InboxRow.status, func.count()).where(
@@ -41,6 +53,17 @@ def _health(s: Any, shop_id: int) -> dict[str, int]:
     counts.update({status: n for status, n in rows})
     counts["received"] = sum(n for _, n in rows)
     return counts
+
+
+def _history(p: imports.Progress | None) -> dict[str, Any] | None:
+    """The latest history import, as the admin's progress line shows it."""
+    if p is None:
+        return None
+    total = p.total_orders if p.phase in ("orders", "done") else p.total_customers
+    done = p.orders if p.phase in ("orders", "done") else p.customers
+    return {"status": p.status, "phase": p.phase, "customers": p.customers, "orders": p.orders,
+            "total_orders": p.total_orders, "total_customers": p.total_customers, "skipped": p.skipped,
+            "error": p.error, "percent": None if not total else min(100, round(100 * done / total))}
 
 
 @bp.get("/api/admin/overview")
@@ -67,11 +90,22 @@ def overview() -> Response:
                 if o.id in tracking else None,
             } for o in orders],
             health=_health(s, shop_id),
+            webhooks=None if shop.webhooks_checked_at is None else {
+                **(shop.webhooks_health or {}), "checked_at": shop.webhooks_checked_at.isoformat()},
+            history=_history(imports.latest(_c(), shop_id)),
             parked=[{"id": r.id, "topic": r.topic, "error": r.last_error, "received_at": r.received_at.isoformat()}
                     for r in parked],
             exports=[{"id": e.id, "customer_id": e.customer_external_id, "created_at": e.created_at.isoformat()}
                      for e in exports],
         )
+
+
+@bp.post("/api/admin/history/retry")
+@session_token_required
+def retry_history() -> Response:
+    if imports.retry(_c(), g.shop_id) is None:
+        abort(404)
+    return jsonify(ok=True)
 
 
 @bp.post("/api/admin/inbox/<int:row_id>/retry")
