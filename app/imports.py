@@ -249,7 +249,7 @@ def run(c: Container, import_id: int, *, slice_s: float | None = None,
     except StaleCursor as exc:  # the platform's result expired: read this phase again, from its start
         log.warning("import_phase_restarted", phase=phase, reason=str(exc))
         with c.sessions() as s, s.begin():
-            _save(s, run, cursor={"skipped": state["cursor"].get("skipped", 0)})
+            _save(s, run, cursor={"skipped": state["cursor"].get("skipped", 0)}, **{phase: 0})
         return _continue(c, run)
     except Exception as exc:
         log.exception("import_failed")
@@ -269,8 +269,10 @@ def _next_phase(c: Container, run: HistoryImport, phase: str, state: dict[str, A
     following = HISTORY_PHASES.index(phase) + 1
     nxt = HISTORY_PHASES[following] if following < len(HISTORY_PHASES) else "done"
     state["cursor"] = {"skipped": state["cursor"].get("skipped", 0)}
+    counts = {nxt: 0} if nxt in HISTORY_PHASES else {}  # a phase read from its start counts from zero
+    state.update(counts)
     with c.sessions() as s, s.begin():
-        _save(s, run, phase=nxt, cursor=state["cursor"])
+        _save(s, run, phase=nxt, cursor=state["cursor"], **counts)
     return nxt
 
 

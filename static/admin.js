@@ -4,6 +4,50 @@
   const script = document.currentScript;
   const labels = { retry: script.dataset.retryLabel, download: script.dataset.downloadLabel,
                    expired: script.dataset.expiredLabel };
+  const said = script.dataset;
+
+  function fill(template, values) {
+    return template.replace(/\{(\w+)\}/g, (_, k) => (values[k] == null ? "" : String(values[k])));
+  }
+
+  function count(n) {
+    return new Intl.NumberFormat(document.documentElement.lang).format(n || 0);
+  }
+
+  function when(iso) {
+    return new Intl.DateTimeFormat(document.documentElement.lang, { dateStyle: "medium", timeStyle: "short" })
+      .format(new Date(iso));
+  }
+
+  function renderHistory(h) {
+    const section = document.getElementById("history");
+    section.hidden = !h;
+    if (!h) return;
+    const line = document.getElementById("history-line");
+    const bar = document.getElementById("history-bar");
+    const retry = document.getElementById("history-retry");
+    section.dataset.status = h.status;
+    bar.hidden = h.status === "done" || h.status === "failed";
+    bar.value = h.percent || 0;
+    retry.hidden = h.status !== "failed";
+    if (h.status === "done") line.textContent = fill(said.historyDone, { orders: count(h.orders), customers: count(h.customers) });
+    else if (h.status === "failed") line.textContent = fill(said.historyFailed, { error: h.error || "" });
+    else if (h.phase === "orders") line.textContent = fill(said.historyOrders, {
+      done: count(h.orders), total: h.total_orders == null ? "…" : count(h.total_orders), percent: h.percent || 0 });
+    else if (h.phase === "customers" && (h.customers || h.total_customers)) line.textContent = fill(said.historyCustomers, {
+      done: count(h.customers), total: h.total_customers == null ? "…" : count(h.total_customers) });
+    else line.textContent = said.historyWaiting;
+  }
+
+  function renderStoreWebhooks(w) {
+    const p = document.getElementById("store-webhooks");
+    p.hidden = !w;
+    if (!w) return;
+    const repaired = (w.created || 0) + (w.reactivated || 0);
+    p.className = repaired ? "warn" : "ok";
+    p.textContent = repaired ? fill(said.webhooksRepaired, { repaired: repaired, when: when(w.checked_at) })
+                             : fill(said.webhooksHealthy, { count: w.healthy || 0, when: when(w.checked_at) });
+  }
   const pageToken = document.body.dataset.sessionToken;
   let timer = null;
 
@@ -37,6 +81,8 @@
     const data = await (await api("/api/admin/overview")).json();
     document.getElementById("shop-name").textContent = data.shop.name || data.shop.domain;
     for (const dd of document.querySelectorAll("#health dd")) dd.textContent = data.health[dd.dataset.k];
+    renderHistory(data.history);
+    renderStoreWebhooks(data.webhooks);
     const orders = document.querySelector("#orders tbody");
     orders.replaceChildren();
     for (const o of data.orders) {
@@ -90,6 +136,8 @@
     p.hidden = false;
   }
 
+  document.getElementById("history-retry").onclick = () =>
+    api("/api/admin/history/retry", { method: "POST" }).then(render).catch(show);
   render().catch(show);
   timer = setInterval(() => render().catch(show), 3000);
 })();

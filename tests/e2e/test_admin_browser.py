@@ -14,7 +14,7 @@ from typing import Any
 import jwt
 import pytest
 import requests
-from sqlalchemy import select, update
+from sqlalchemy import func, select, update
 
 from app.db.models import InboxRow, Order, Shop
 from app.simulator.shopify import sign
@@ -333,3 +333,33 @@ def test_a_failed_request_shows_an_error_until_a_later_one_succeeds(live: Any, p
     page.clock.run_for(3000)
     expect(app.locator("#parked")).to_be_hidden()
     expect(error).to_be_hidden()
+
+
+def test_the_history_import_shows_its_progress_and_a_failed_one_can_be_retried(live: Any, page: Any) -> None:
+    from app import imports
+    from app.db.models import HistoryImport
+
+    server, sim, c = live
+    expect = _expect()
+    sim.add_store(SHOP, name="Browser Store")
+    sim.seed_history(SHOP, 1_500)  # a store with a past: installing imports it in the background
+    app = _open_admin(page, sim)
+    line = app.locator("#history-line")
+    expect(line).to_have_text("Order history imported: 1,500 orders and 1,350 customers.", timeout=30_000)
+    expect(app.locator("#history-bar")).to_be_hidden()
+    expect(app.locator("#history-retry")).to_be_hidden()
+
+    with c.sessions() as s:  # a later import that failed for good (its store kept answering 5xx, say)
+        shop_id = s.scalars(select(Shop.id)).one()
+    import_id = imports.start(c, shop_id, enqueue=False)
+    with c.sessions() as s, s.begin():
+        s.execute(update(HistoryImport).where(HistoryImport.id == import_id).values(
+            status="failed", phase="orders", customers=1_350, error="ShopifyRetryable: HTTP 503 from the store"))
+    expect(line).to_have_text("The history import stopped: ShopifyRetryable: HTTP 503 from the store")
+    with page.expect_response(lambda r: r.request.method == "POST" and "/history/retry" in r.url) as posted:
+        app.locator("#history-retry").click()
+    assert posted.value.status == 200
+    _drain(c)
+    expect(line).to_have_text("Order history imported: 1,500 orders and 1,350 customers.")
+    with c.sessions() as s:
+        assert s.scalar(select(func.count()).select_from(Order)) == 1_500

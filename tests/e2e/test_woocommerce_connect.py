@@ -13,6 +13,7 @@ from app import connections
 from app.db.models import EventRow, InboxRow, InstallNonce, Order, Shop
 from app.net import UnsafeStoreUrl, check_store_url
 from app.simulator.woocommerce import WooCommerceSimulator
+from app.web.auth import issue_admin_token
 
 
 def connect(server: Any, woo: WooCommerceSimulator) -> requests.Response:
@@ -60,6 +61,14 @@ def test_a_disabled_webhook_is_reactivated(live: Any, woocommerce_store: WooComm
         shop_id = s.scalars(select(Shop.id).where(Shop.platform == "woocommerce")).one()
     assert connections.ensure_webhooks(c, shop_id) == {"created": 0, "reactivated": 1, "healthy": 4}
     assert hook.status == "active"
+    # The admin shows what the check found and repaired.
+    with c.sessions() as s:
+        domain = s.scalars(select(Shop.domain).where(Shop.id == shop_id)).one()
+    token = issue_admin_token(c, shop_id, domain)
+    overview = requests.get(f"{server.url}/api/admin/overview", headers={"Authorization": f"Bearer {token}"}, timeout=10)
+    webhooks = overview.json()["webhooks"]
+    assert (webhooks["reactivated"], webhooks["healthy"], webhooks["found"]["order.updated"]) == (1, 4, "disabled")
+    assert overview.json()["history"]["status"] == "done"
 
 
 def test_webhook_intake_refuses_what_it_cannot_verify(live: Any, woocommerce_store: WooCommerceSimulator) -> None:
