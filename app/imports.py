@@ -26,7 +26,7 @@ from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
 import structlog
-from sqlalchemy import and_, or_, select, update
+from sqlalchemy import and_, or_, select, text, update
 from sqlalchemy.exc import IntegrityError, OperationalError
 from sqlalchemy.orm import Session
 
@@ -186,6 +186,22 @@ def _save(s: Session, run: HistoryImport, **values: Any) -> None:
         raise LostClaim(run.id)
 
 
+def _planned_per_batch(s: Session) -> None:
+    """Plan each batch's statements for the tables as they are now. An import grows them from nothing, and
+    a statement the driver prepared early keeps the plan it got then (a scan of a tiny table), which turns
+    slow as the table grows, long before statistics catch up (or never, where autovacuum is off)."""
+    if s.get_bind().dialect.name == "postgresql":
+        s.execute(text("SET LOCAL plan_cache_mode = force_custom_plan"))
+
+
+def _analyze(c: Container) -> None:
+    """Fresh statistics for the tables an import grows, so every later query plans for their real size."""
+    if c.engine.dialect.name == "postgresql":
+        with c.engine.connect() as conn:
+            conn.execute(text("ANALYZE customers, orders, order_lines, fulfillments, refunds, domain_events"))
+            conn.commit()
+
+
 def _apply(c: Container, run: HistoryImport, phase: str, page: HistoryPage, state: dict[str, Any]) -> None:
     """One page and the import's new cursor and counts, in one transaction; a lost race with a webhook that
     inserted the same order first is retried (the second try finds it and merges)."""
@@ -203,7 +219,7 @@ def _apply(c: Container, run: HistoryImport, phase: str, page: HistoryPage, stat
         try:
             if page.customers or page.orders:
                 handle(ImportHistory(run.shop_id, page.customers, page.orders),
-                       SqlUnitOfWork(c.sessions, on_commit=progress), c.clock)
+                       SqlUnitOfWork(c.sessions, on_commit=progress, on_begin=_planned_per_batch), c.clock)
             else:
                 with c.sessions() as s, s.begin():
                     progress(s)
@@ -238,6 +254,7 @@ def run(c: Container, import_id: int, *, slice_s: float | None = None,
                         on_progress(_progress(c, run.id))
                     if deadline is not None and time.monotonic() > deadline:
                         return _continue(c, run)
+            _analyze(c)
             phase = _next_phase(c, run, phase, state)
         with c.sessions() as s, s.begin():
             _save(s, run, status="done", phase="done", lease_until=None, finished_at=datetime.now(UTC), error=None)

@@ -25,10 +25,18 @@ class DomainEvent:
 
     def payload(self) -> dict[str, Any]:
         """The event's fields as JSON-ready values (shop_id aside: it has a column of its own)."""
-        return {f.name: _plain(getattr(self, f.name)) for f in fields(self) if f.name != "shop_id"}
+        names = _FIELDS.get(type(self))
+        if names is None:
+            names = _FIELDS[type(self)] = tuple(f.name for f in fields(self) if f.name != "shop_id")
+        return {name: _plain(getattr(self, name)) for name in names}
+
+
+_FIELDS: dict[type, tuple[str, ...]] = {}  # each event type's payload fields, found once
 
 
 def _plain(value: Any) -> Any:
+    if value is None or isinstance(value, str | int):
+        return value
     if isinstance(value, Decimal):
         return str(value)
     if isinstance(value, datetime):

@@ -66,6 +66,9 @@ def import_history(cmd: c.ImportHistory, uow: UnitOfWork, clock: Clock) -> list[
             if current is not None and current.redacted:
                 continue  # erased for good, as in _observe_customer
             customers[incoming.external_id] = merge_customer(current, incoming)
+            seen = stored.get(incoming.external_id)
+            if seen is not None and seen.updated_at == incoming.updated_at:
+                continue  # this very version was stored before, and its event recorded with it
             version = incoming.updated_at.astimezone(UTC).isoformat()
             events.append(CustomerUpserted(shop_id, incoming.updated_at, incoming.external_id, version))
         uow.customers.save_many(shop_id, [v for k, v in customers.items() if stored.get(k) != v])

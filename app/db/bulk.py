@@ -1,9 +1,9 @@
 """Writing many rows at once: COPY on PostgreSQL, multi-row INSERT elsewhere (SQLite).
 
 A history import writes tens of thousands of rows a second. On PostgreSQL the rows go through COPY, the
-fastest way in, inside the session's own transaction; events, which must skip keys already recorded and say
-which rows were new, are copied into a temporary table and moved with one INSERT .. SELECT .. ON CONFLICT DO
-NOTHING RETURNING. Elsewhere the same results come from SQLAlchemy's multi-row INSERT.
+fastest way in, inside the session's own transaction, with ids taken from the table's sequence beforehand
+when the caller needs to know them, and lookups of many keys are one query with an array. Elsewhere the same
+results come from SQLAlchemy's multi-row INSERT and IN lists.
 """
 
 from __future__ import annotations
@@ -14,8 +14,7 @@ from typing import Any
 
 import psycopg
 from psycopg.types.json import Json
-from sqlalchemy import Table, exc, insert
-from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+from sqlalchemy import JSON, Table, exc, insert, select
 from sqlalchemy.orm import Session
 
 
@@ -36,8 +35,48 @@ def _as_sqlalchemy_errors(statement: str) -> Iterator[None]:
         raise exc.OperationalError(statement, None, e) from e
 
 
-def _cells(row: dict[str, Any], columns: list[str]) -> list[Any]:
-    return [Json(v) if isinstance(v, dict | list) else v for v in (row[c] for c in columns)]
+def _json_columns(table: Table, columns: list[str]) -> set[int]:
+    return {i for i, c in enumerate(columns) if table.c[c].type._type_affinity is JSON}
+
+
+def _copy(conn: Any, table: Table, name: str, rows: list[dict[str, Any]]) -> None:
+    columns = list(rows[0])
+    wrap = _json_columns(table, columns)
+    with conn.cursor() as cur, cur.copy(f"COPY {name} ({', '.join(columns)}) FROM STDIN") as copy:
+        if not wrap:
+            for row in rows:
+                copy.write_row([row[c] for c in columns])
+            return
+        for row in rows:
+            copy.write_row([Json(row[c]) if i in wrap else row[c] for i, c in enumerate(columns)])
+
+
+def new_ids(s: Session, table: Table, count: int) -> list[int] | None:
+    """`count` ids from the table's own sequence (PostgreSQL), so that rows can be written with their ids
+    known: no second query to learn them. None elsewhere: let the INSERT assign them."""
+    conn = _pg(s)
+    if conn is None or count == 0:
+        return None
+    with conn.cursor() as cur:
+        cur.execute("SELECT nextval(pg_get_serial_sequence(%s, 'id')) FROM generate_series(1, %s)", (table.name, count))
+        return [int(r[0]) for r in cur.fetchall()]
+
+
+def taken(s: Session, table: Table, shop_id: int, column: str, values: list[str]) -> set[str]:
+    """Which of `values` the shop's rows already hold in `column`: one query, an array on PostgreSQL."""
+    if not values:
+        return set()
+    conn = _pg(s)
+    if conn is None:
+        col = table.c[column]
+        found: set[str] = set()
+        for start in range(0, len(values), 500):
+            q = select(col).where(table.c.shop_id == shop_id, col.in_(values[start:start + 500]))
+            found.update(s.scalars(q))
+        return found
+    with conn.cursor() as cur:
+        cur.execute(f"SELECT {column} FROM {table.name} WHERE shop_id = %s AND {column} = ANY(%s)", (shop_id, values))
+        return {r[0] for r in cur.fetchall()}
 
 
 def insert_rows(s: Session, table: Table, rows: list[dict[str, Any]]) -> None:
@@ -48,32 +87,5 @@ def insert_rows(s: Session, table: Table, rows: list[dict[str, Any]]) -> None:
     if conn is None:
         s.execute(insert(table), rows)
         return
-    columns = list(rows[0])
-    statement = f"COPY {table.name} ({', '.join(columns)}) FROM STDIN"
-    with _as_sqlalchemy_errors(statement), conn.cursor() as cur, cur.copy(statement) as copy:
-        for row in rows:
-            copy.write_row(_cells(row, columns))
-
-
-def insert_new(s: Session, table: Table, rows: list[dict[str, Any]], keys: tuple[str, ...],
-               returning: tuple[str, ...]) -> list[tuple[Any, ...]]:
-    """Insert the rows whose `keys` (a unique constraint) are not taken yet; return `returning` of those."""
-    if not rows:
-        return []
-    conn = _pg(s)
-    if conn is None:
-        stmt = sqlite_insert(table).on_conflict_do_nothing(index_elements=list(keys))
-        return [tuple(r) for r in s.execute(stmt.returning(*[table.c[c] for c in returning]), rows)]
-    columns = list(rows[0])
-    cols = ", ".join(columns)
-    load = f"encore_load_{table.name}"
-    with _as_sqlalchemy_errors(f"INSERT INTO {table.name} .. ON CONFLICT DO NOTHING"), conn.cursor() as cur:
-        cur.execute(f"CREATE TEMP TABLE IF NOT EXISTS {load} (LIKE {table.name} INCLUDING DEFAULTS) ON COMMIT DELETE ROWS")
-        with cur.copy(f"COPY {load} ({cols}) FROM STDIN") as copy:
-            for row in rows:
-                copy.write_row(_cells(row, columns))
-        cur.execute(f"INSERT INTO {table.name} ({cols}) SELECT {cols} FROM {load} "
-                    f"ON CONFLICT ({', '.join(keys)}) DO NOTHING RETURNING {', '.join(returning)}")
-        found = [tuple(r) for r in cur.fetchall()]
-        cur.execute(f"DELETE FROM {load}")
-    return found
+    with _as_sqlalchemy_errors(f"COPY {table.name}"):
+        _copy(conn, table, table.name, rows)

@@ -41,6 +41,15 @@ def _row_ids(s: Session, model: type[t.Order] | type[t.Customer], shop_id: int, 
     return ids
 
 
+def _known_ids(s: Session, model: type[t.Order] | type[t.Customer], shop_id: int, external_ids: list[str],
+               looked_up: dict[tuple[int, str], int | None]) -> dict[str, int]:
+    """Row ids of those external ids that exist: what get_many saw in this transaction (under its lock), and
+    one query for the rest."""
+    ids = {e: i for e in external_ids if (i := looked_up.get((shop_id, e))) is not None}
+    ids.update(_row_ids(s, model, shop_id, [e for e in external_ids if (shop_id, e) not in looked_up]))
+    return ids
+
+
 def _order_values(shop_id: int, o: m.OrderRecord) -> dict[str, Any]:
     return {"shop_id": shop_id, "external_id": o.external_id, "name": o.name, "customer_external_id": o.customer_id,
             "email": o.email, "currency": o.currency, "subtotal": o.subtotal, "total": o.total,
@@ -79,6 +88,7 @@ def _customer_values(shop_id: int, c: m.CustomerRecord) -> dict[str, Any]:
 class Orders:
     def __init__(self, session: Session) -> None:
         self.s = session
+        self._ids: dict[tuple[int, str], int | None] = {}  # what get_many looked up (and locked): id, or None
 
     def _row(self, shop_id: int, external_id: str) -> t.Order | None:
         q = select(t.Order).where(t.Order.shop_id == shop_id, t.Order.external_id == external_id)
@@ -126,6 +136,7 @@ class Orders:
         for chunk in _chunks(sorted(set(external_ids))):
             q = select(orders).where(orders.c.shop_id == shop_id, orders.c.external_id.in_(chunk)).order_by(orders.c.id)
             rows = list(self.s.execute(q.with_for_update()))  # plain rows: no ORM bookkeeping for a batch
+            self._ids.update(((shop_id, e), None) for e in chunk)
             if not rows:
                 continue
             ids = [r.id for r in rows]
@@ -134,6 +145,7 @@ class Orders:
                 for child in self.s.execute(select(table).where(table.c.shop_id == shop_id, table.c.order_id.in_(ids))):
                     parts[child.order_id][index].append(child)
             found.update((r.external_id, self._assemble(r, *parts[r.id])) for r in rows)
+            self._ids.update(((shop_id, r.external_id), r.id) for r in rows)
         return found
 
     def save_many(self, shop_id: int, orders: list[m.OrderRecord]) -> None:
@@ -142,14 +154,20 @@ class Orders:
         if not orders:
             return
         orders = sorted(orders, key=lambda o: o.external_id)
-        ids = _row_ids(self.s, t.Order, shop_id, [o.external_id for o in orders])
+        ids = _known_ids(self.s, t.Order, shop_id, [o.external_id for o in orders], self._ids)
         existing = [ids[o.external_id] for o in orders if o.external_id in ids]
         values = [_order_values(shop_id, o) for o in orders]
         fresh = [v for v in values if v["external_id"] not in ids]
         known = [{"_id": ids[v["external_id"]], **v} for v in values if v["external_id"] in ids]
         if fresh:
+            made = bulk.new_ids(self.s, _table(t.Order), len(fresh))
+            if made is not None:
+                for v, new_id in zip(fresh, made, strict=True):
+                    v["id"] = ids[v["external_id"]] = new_id
             bulk.insert_rows(self.s, _table(t.Order), fresh)
-            ids.update(_row_ids(self.s, t.Order, shop_id, [v["external_id"] for v in fresh]))
+            if made is None:
+                ids.update(_row_ids(self.s, t.Order, shop_id, [v["external_id"] for v in fresh]))
+            self._ids.update(((shop_id, v["external_id"]), ids[v["external_id"]]) for v in fresh)
         if existing:
             self.s.execute(update(_table(t.Order)).where(_table(t.Order).c.id == bindparam("_id")), known)
             for chunk in _chunks(existing):
@@ -204,6 +222,7 @@ class Orders:
 class Customers:
     def __init__(self, session: Session) -> None:
         self.s = session
+        self._ids: dict[tuple[int, str], int | None] = {}  # what get_many looked up (and locked): id, or None
 
     def _row(self, shop_id: int, external_id: str) -> t.Customer | None:
         q = select(t.Customer).where(t.Customer.shop_id == shop_id, t.Customer.external_id == external_id)
@@ -218,7 +237,10 @@ class Customers:
         table = _table(t.Customer)
         for chunk in _chunks(sorted(set(external_ids))):
             q = select(table).where(table.c.shop_id == shop_id, table.c.external_id.in_(chunk)).order_by(table.c.id)
-            found.update((r.external_id, self._record(r)) for r in self.s.execute(q.with_for_update()))
+            rows = list(self.s.execute(q.with_for_update()))
+            self._ids.update(((shop_id, e), None) for e in chunk)
+            self._ids.update(((shop_id, r.external_id), r.id) for r in rows)
+            found.update((r.external_id, self._record(r)) for r in rows)
         return found
 
     def save_many(self, shop_id: int, customers: list[m.CustomerRecord]) -> None:
@@ -227,10 +249,12 @@ class Customers:
         if not customers:
             return
         customers = sorted(customers, key=lambda c: c.external_id)
-        ids = _row_ids(self.s, t.Customer, shop_id, [c.external_id for c in customers])
+        ids = _known_ids(self.s, t.Customer, shop_id, [c.external_id for c in customers], self._ids)
         values = [_customer_values(shop_id, c) for c in customers]
         fresh = [v for v in values if v["external_id"] not in ids]
         bulk.insert_rows(self.s, _table(t.Customer), fresh)
+        for v in fresh:  # their ids are the database's now: a later lookup asks for them
+            self._ids.pop((shop_id, v["external_id"]), None)
         known = [{"_id": ids[v["external_id"]], **{k: x for k, x in v.items() if k != "redacted_at"}}
                  for v in values if v["external_id"] in ids]
         if known:
@@ -300,16 +324,23 @@ class Events:
         self.s = session
 
     def record_many(self, events: list[DomainEvent]) -> list[DomainEvent]:
-        """One INSERT .. ON CONFLICT DO NOTHING RETURNING key for the batch: the keys it returns are new."""
+        """The keys already recorded are read in one query; the rest are written in one bulk insert."""
         unique = list({(e.shop_id, e.key): e for e in events}.values())
         if not unique:
             return []
         now = datetime.now(UTC)
-        rows = [{"shop_id": e.shop_id, "key": e.key, "type": e.name, "payload": e.payload(),
-                 "occurred_at": e.occurred_at, "recorded_at": now} for e in unique]
+        rows: list[dict[str, Any]] = [{"shop_id": e.shop_id, "key": e.key, "type": e.name, "payload": e.payload(),
+                                       "occurred_at": e.occurred_at, "recorded_at": now} for e in unique]
         new: set[tuple[int, str]] = set()
-        for chunk in _chunks(rows, 5000):
-            new.update(bulk.insert_new(self.s, _table(t.EventRow), chunk, ("shop_id", "key"), ("shop_id", "key")))
+        table = _table(t.EventRow)
+        for shop_id in {r["shop_id"] for r in rows}:
+            mine = [r for r in rows if r["shop_id"] == shop_id]
+            there = bulk.taken(self.s, table, shop_id, "key", [r["key"] for r in mine])
+            fresh = [r for r in mine if r["key"] not in there]
+            # Inserted plainly: a key recorded meanwhile by another transaction is an IntegrityError, and the
+            # caller's transaction is tried again (the inbox and the import both retry).
+            bulk.insert_rows(self.s, table, fresh)
+            new.update((shop_id, r["key"]) for r in fresh)
         return [e for e in unique if (e.shop_id, e.key) in new]
 
     def record(self, event: DomainEvent) -> bool:

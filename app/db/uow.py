@@ -18,13 +18,16 @@ class SqlUnitOfWork:
     shops: ports.ShopRepository
     exports: ports.ExportRepository
 
-    def __init__(self, sessions: sessionmaker[Session], on_commit: Callable[[Session], None] | None = None) -> None:
+    def __init__(self, sessions: sessionmaker[Session], on_commit: Callable[[Session], None] | None = None,
+                 on_begin: Callable[[Session], None] | None = None) -> None:
         self._sessions = sessions
-        self._on_commit = on_commit
+        self._on_commit, self._on_begin = on_commit, on_begin
         self.session: Session | None = None
 
     def __enter__(self) -> SqlUnitOfWork:
         self.session = s = self._sessions()
+        if self._on_begin is not None:
+            self._on_begin(s)
         self.orders = r.Orders(s)
         self.customers = r.Customers(s)
         self.checkouts = r.Checkouts(s)

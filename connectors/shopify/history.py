@@ -158,7 +158,7 @@ def order(node: Mapping[str, Any], items: Sequence[Mapping[str, Any]],
 class ShopifyHistory:
     """The HistorySource of a Shopify store: one bulk operation per phase, read as a stream."""
 
-    def __init__(self, client: ShopifyClient, shop: str, access_token: Callable[[], str], *, batch: int = 500,
+    def __init__(self, client: ShopifyClient, shop: str, access_token: Callable[[], str], *, batch: int = 1000,
                  poll_s: float = 1.0, sleep: Callable[[float], None] = time.sleep) -> None:
         self.client, self.shop, self._token = client, shop, access_token
         self.batch, self.poll_s, self.sleep = batch, poll_s, sleep

@@ -108,20 +108,20 @@ def test_importing_while_webhooks_arrive_ends_as_the_webhooks_alone_would(live: 
 def test_a_shopify_import_resumes_after_a_crash_from_where_it_stopped(live: Any) -> None:
     _, sim, c = live
     shop_id = _install(sim, c)
-    sim.seed_history(SHOP, 1_200)  # generated past orders: no webhooks ever told of them
+    sim.seed_history(SHOP, 2_500)  # generated past orders: no webhooks ever told of them
     import_id = imports.start(c, shop_id, enqueue=False)
 
     def crash(progress: imports.Progress) -> None:
-        if progress.phase == "orders" and progress.orders >= 500:
+        if progress.phase == "orders" and progress.orders >= 1_000:
             raise KeyboardInterrupt("the worker is killed")
 
     with pytest.raises(KeyboardInterrupt):
         imports.run(c, import_id, on_progress=crash)
     with c.sessions() as s:
         row = s.get(HistoryImport, import_id)
-        assert row is not None and (row.status, row.phase, row.orders) == ("running", "orders", 500)
+        assert row is not None and (row.status, row.phase, row.orders) == ("running", "orders", 1_000)
         offset = row.cursor["offset"]
-        assert offset > 0 and s.scalar(select(func.count()).select_from(Order).where(Order.shop_id == shop_id)) == 500
+        assert offset > 0 and s.scalar(select(func.count()).select_from(Order).where(Order.shop_id == shop_id)) == 1_000
     assert imports.run(c, import_id) == "skipped"  # its lease still holds: nobody else takes it yet
     with c.sessions() as s, s.begin():  # ...time passes: the dead worker's lease runs out
         s.execute(update(HistoryImport).where(HistoryImport.id == import_id).values(lease_until=func.now()))
@@ -129,15 +129,15 @@ def test_a_shopify_import_resumes_after_a_crash_from_where_it_stopped(live: Any)
     assert c.queue.drain(60)
     assert sim.bulk_range_requests[-1] == f"bytes={offset}-"  # only the rest of the file was read
     progress = imports.latest(c, shop_id)
-    assert progress is not None and (progress.status, progress.orders, progress.total_orders) == ("done", 1_200, 1_200)
+    assert progress is not None and (progress.status, progress.orders, progress.total_orders) == ("done", 2_500, 2_500)
     with c.sessions() as s:
-        assert s.scalar(select(func.count()).select_from(Order).where(Order.shop_id == shop_id)) == 1_200
+        assert s.scalar(select(func.count()).select_from(Order).where(Order.shop_id == shop_id)) == 2_500
         refunded = s.scalar(select(func.count()).select_from(Order).where(
             Order.shop_id == shop_id, Order.status == "partially_refunded"))
         cancelled = s.scalar(select(func.count()).select_from(Order).where(
             Order.shop_id == shop_id, Order.status == "cancelled"))
-    assert refunded == len([i for i in range(1_200) if i % 17 == 0 and i % 23 != 0])
-    assert cancelled == len([i for i in range(1_200) if i % 23 == 0])
+    assert refunded == len([i for i in range(2_500) if i % 17 == 0 and i % 23 != 0])
+    assert cancelled == len([i for i in range(2_500) if i % 23 == 0])
 
 
 def test_an_expired_bulk_result_starts_the_phase_again(live: Any) -> None:
@@ -172,27 +172,27 @@ def test_a_woocommerce_store_is_imported_on_connect_and_a_failing_page_is_read_a
     woo = woocommerce_store
     people = [woo.add_customer(f"p{i}@example.com", first_name=f"P{i}") for i in range(7)]
     placed = [woo.place_order(customer_id=people[i % 7]["id"], email=f"p{i % 7}@example.com",
-                              status=["processing", "completed", "on-hold", "cancelled"][i % 4]) for i in range(250)]
+                              status=["processing", "completed", "on-hold", "cancelled"][i % 4]) for i in range(850)]
     woo.place_order(status="checkout-draft")  # a cart in progress: never imported
-    woo.fail_page(2, status=503, times=50)  # page 2 keeps failing for a while
+    woo.fail_page(7, status=503, times=50)  # page 7 keeps failing for a while (pages go five to a transaction)
     shop_id = _connect_woo(server, woo, c)  # connecting queues the import
     progress = imports.latest(c, shop_id)
     assert progress is not None and progress.status == "queued" and "503" in (progress.error or "")
     with c.sessions() as s:
         stuck = s.scalars(select(HistoryImport).where(HistoryImport.shop_id == shop_id)).one()
-        assert stuck.cursor.get("page") == 2  # it stopped on the failing page, not past it
+        assert stuck.cursor.get("page") == 6  # it stopped before the group holding the failing page, not past it
     woo.page_faults.clear()
     with c.sessions() as s, s.begin():  # the backoff is over
         s.execute(update(HistoryImport).values(next_attempt_at=func.now()))
     assert imports.relay(c) == 1 and c.queue.drain(60)
     progress = imports.latest(c, shop_id)
     assert progress is not None and progress.status == "done", progress
-    assert (progress.customers, progress.orders, progress.total_orders) == (7, 251, 251)
+    assert (progress.customers, progress.orders, progress.total_orders) == (7, 851, 851)
     with c.sessions() as s:
         stored = set(s.scalars(select(Order.external_id).where(Order.shop_id == shop_id)))
     assert stored == {str(o["id"]) for o in placed}
     pages = [q.get("page") for m, p, q in woo.requests if m == "GET" and p == "orders"]
-    assert pages.count("2") >= 2 and pages[-1] == "3"
+    assert pages.count("7") >= 2 and pages.count("1") == 1 and pages[-1] == "9"
 
 
 def test_orders_deleted_during_a_woocommerce_import_do_not_make_it_skip_others(
