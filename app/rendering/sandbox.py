@@ -1,0 +1,229 @@
+"""The Jinja environment merchants' templates run in: an immutable sandbox that sees only the given data.
+
+- `ImmutableSandboxedEnvironment`: no attribute starting with `_`, no mutating methods, no unsafe callables.
+  On top of that, plain values expose only a few harmless attributes (`str.upper`, `dict.items`...): a template
+  formats data, it does not call methods that could build huge strings (`str.format`, `center`, `zfill`...).
+- StrictUndefined: an unknown variable or attribute is an error, never a silent blank.
+- Autoescape for HTML; plain text, subjects and SMS are not escaped (but sandboxed all the same).
+- Filters: Jinja's own minus the ones that mark text safe, make links or pad text to any size (`safe`,
+  `urlize`, `format`, `center`, `indent`, `wordwrap`, `batch`, `slice`, `attr`, `pprint`, `random`), plus
+  `money`, `date`, `datetime` and `number` in the customer's locale and timezone.
+- `*`, `**` and `%` are checked (no megabyte strings from `'x' * 10**9`), `range` stops at 1,000, and a part
+  that renders to more than `MAX_OUTPUT` characters is cut off with an error.
+- `{% trans %}` reads this package's `journeys` catalog for the customer's language (one environment per
+  language); layouts and macros (`email.html`, `blocks.html`, `email.txt`, `blocks.txt`) come from
+  `defaults/_layouts` and nowhere else.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable, Iterator
+from contextvars import ContextVar
+from datetime import date, datetime
+from decimal import Decimal
+from functools import cache, lru_cache
+from pathlib import Path
+from typing import Any, Literal
+
+from jinja2 import BaseLoader, Environment, StrictUndefined, Template, TemplateNotFound, Undefined
+from jinja2.exceptions import SecurityError
+from jinja2.sandbox import ImmutableSandboxedEnvironment
+
+from app.rendering.catalog import translations
+from app.rendering.formatting import Amount, Formatter
+
+Kind = Literal["html", "text"]
+
+LAYOUTS = Path(__file__).parent / "defaults" / "_layouts"
+MAX_RANGE = 1000
+MAX_SEQUENCE = 100_000
+MAX_OUTPUT = 1_000_000
+
+REMOVED_FILTERS = frozenset(
+    {"safe", "urlize", "format", "center", "indent", "wordwrap", "batch", "slice", "attr", "pprint", "random"}
+)
+REMOVED_GLOBALS = frozenset({"lipsum"})
+
+_SAFE_ATTRIBUTES: dict[type, frozenset[str]] = {
+    str: frozenset(
+        {"upper", "lower", "title", "capitalize", "casefold", "strip", "lstrip", "rstrip", "split", "splitlines",
+         "startswith", "endswith", "isdigit", "isalpha", "isspace", "join", "replace"}
+    ),
+    dict: frozenset({"items", "keys", "values", "get"}),
+    list: frozenset({"index", "count"}),
+    tuple: frozenset({"index", "count"}),
+    Amount: frozenset({"currency"}),
+    Decimal: frozenset(),
+    bool: frozenset(),
+    int: frozenset(),
+    float: frozenset(),
+    datetime: frozenset({"year", "month", "day", "hour", "minute", "isoformat", "weekday", "isoweekday"}),
+    date: frozenset({"year", "month", "day", "isoformat", "weekday", "isoweekday"}),
+}
+
+# A printf width or precision of three digits or more ("%999999999s") in a gettext string: refused.
+_WIDE_FORMAT = re.compile(r"%(?:\([^)]*\))?[-#0 +]*(?:\d{3,}|\*|\d*\.(?:\d{3,}|\*))")
+
+CURRENT: ContextVar[Formatter] = ContextVar("encore_rendering_formatter")
+
+
+class LayoutLoader(BaseLoader):
+    """Only the shared layouts and macros, by their short names; nothing else on disk is reachable."""
+
+    NAMES = {"email.html": "email.html.j2", "blocks.html": "blocks.html.j2", "email.txt": "email.txt.j2",
+             "blocks.txt": "blocks.txt.j2"}
+
+    def get_source(self, environment: Environment, template: str) -> tuple[str, str | None, Callable[[], bool] | None]:
+        file = self.NAMES.get(template)
+        if file is None:
+            raise TemplateNotFound(template)
+        path = LAYOUTS / file
+        source = path.read_text(encoding="utf-8")
+        mtime = path.stat().st_mtime
+        return source, template, lambda: path.stat().st_mtime == mtime
+
+    def list_templates(self) -> list[str]:
+        return sorted(self.NAMES)
+
+
+class MessageSandbox(ImmutableSandboxedEnvironment):
+    intercepted_binops = frozenset({"*", "**", "%"})
+
+    def is_safe_attribute(self, obj: Any, attr: str, value: Any) -> bool:
+        for kind in type(obj).__mro__:
+            allowed = _SAFE_ATTRIBUTES.get(kind)
+            if allowed is not None:
+                return attr in allowed
+        return bool(super().is_safe_attribute(obj, attr, value))
+
+    def wrap_str_format(self, value: Any) -> Callable[..., str] | None:
+        """Jinja would hand out a sandboxed `str.format`; here it is refused like any other method (padding
+        such as "{:999999999}" would build any size of string)."""
+        return None
+
+    def call_binop(self, context: Any, operator: str, left: Any, right: Any) -> Any:
+        if operator == "%":
+            if isinstance(left, str):
+                raise SecurityError("the % operator on text is not allowed in message templates; use filters")
+            return left % right
+        if operator == "*":
+            pairs: tuple[tuple[Any, Any], ...] = ((left, right), (right, left))
+            for seq, times in pairs:
+                if isinstance(seq, str | list | tuple) and isinstance(times, int) and len(seq) * times > MAX_SEQUENCE:
+                    raise SecurityError(f"the result of * would be longer than {MAX_SEQUENCE:,} items")
+            return left * right
+        if operator == "**":
+            numbers = int | float | Decimal
+            if isinstance(right, numbers) and isinstance(left, numbers):
+                if abs(Decimal(right)) > 64 or abs(Decimal(left)) > 10**6:
+                    raise SecurityError("** is limited to exponents up to 64 and bases up to 1,000,000")
+            return left**right
+        return super().call_binop(context, operator, left, right)
+
+
+def _range(*args: int) -> range:
+    rng = range(*args)
+    if len(rng) > MAX_RANGE:
+        raise SecurityError(f"range() is limited to {MAX_RANGE:,} items in message templates")
+    return rng
+
+
+def _checked(text: str) -> str:
+    if _WIDE_FORMAT.search(text):
+        raise SecurityError("a width or precision of 100 or more in a translated string is not allowed")
+    return text
+
+
+def _finalize(value: Any) -> Any:
+    """`{{ x }}` of None prints nothing (not "None"): an optional field left empty stays empty."""
+    return "" if value is None else value
+
+
+def _current() -> Formatter:
+    try:
+        return CURRENT.get()
+    except LookupError:
+        raise RuntimeError("message templates format values only inside render()") from None
+
+
+def _defined(value: Any) -> Any:
+    """An undefined value given to a filter fails as undefined ("no attribute 'totl'"), not as a wrong type."""
+    if isinstance(value, Undefined):
+        value._fail_with_undefined_error()
+    return value
+
+
+def money_filter(value: Any, currency: str | None = None) -> str:
+    return _current().money(_defined(value), _defined(currency))
+
+
+def date_filter(value: Any, format: str = "long") -> str:
+    return _current().date(_defined(value), _defined(format))
+
+
+def datetime_filter(value: Any, format: str = "long") -> str:
+    return _current().datetime(_defined(value), _defined(format))
+
+
+def number_filter(value: Any) -> str:
+    return _current().number(_defined(value))
+
+
+@cache
+def environment(language: str, kind: Kind) -> MessageSandbox:
+    """The sandbox for one catalog language and one kind of output (HTML is autoescaped, text is not)."""
+    env = MessageSandbox(
+        undefined=StrictUndefined,
+        autoescape=kind == "html",
+        extensions=["jinja2.ext.i18n"],
+        loader=LayoutLoader(),
+        trim_blocks=False,  # a line ending in {% endtrans %} keeps its line break in plain text
+        lstrip_blocks=True,
+        auto_reload=False,
+        finalize=_finalize,
+    )
+    env.policies["ext.i18n.trimmed"] = True
+    t = translations(language)
+    env.install_gettext_callables(  # type: ignore[attr-defined]  # added by jinja2.ext.i18n
+        gettext=lambda s: _checked(str(t.gettext(s))),
+        ngettext=lambda s, p, n: _checked(str(t.ngettext(s, p, n))),
+        pgettext=lambda c, s: _checked(str(t.pgettext(c, s))),
+        npgettext=lambda c, s, p, n: _checked(str(t.npgettext(c, s, p, n))),
+        newstyle=True,
+    )
+    for name in REMOVED_FILTERS:
+        env.filters.pop(name, None)
+    for name in REMOVED_GLOBALS:
+        env.globals.pop(name, None)
+    env.globals["range"] = _range
+    env.filters.update(money=money_filter, date=date_filter, datetime=datetime_filter, number=number_filter)
+    return env
+
+
+def filename(part: str) -> str:
+    """The name a merchant's part compiles under; tracebacks and errors point at it."""
+    return f"<{part}>"
+
+
+@lru_cache(maxsize=256)
+def _compiled(language: str, kind: Kind, part: str, source: str) -> Template:
+    env = environment(language, kind)
+    code = env.compile(source, name=filename(part), filename=filename(part))
+    return env.template_class.from_code(env, code, env.make_globals(None), None)
+
+
+def compiled(language: str, kind: Kind, part: str, source: str) -> Template:
+    return _compiled(language, kind, part, source)
+
+
+def generate(template: Template, data: dict[str, Any]) -> str:
+    """Render, refusing output beyond MAX_OUTPUT characters as it grows (not after the fact)."""
+    size, chunks = 0, []
+    stream: Iterator[str] = template.generate(data)
+    for chunk in stream:
+        size += len(chunk)
+        if size > MAX_OUTPUT:
+            raise SecurityError(f"the message would be longer than {MAX_OUTPUT:,} characters")
+        chunks.append(chunk)
+    return "".join(chunks)
