@@ -7,6 +7,7 @@ from __future__ import annotations
 import argparse
 import logging
 import sys
+import tempfile
 import threading
 import time
 from pathlib import Path
@@ -34,6 +35,7 @@ def main() -> None:
     sim = ShopifySimulator(api_key="bench-api-key", api_secret="bench-api-secret", app_url="http://127.0.0.1:1")
     store = sim.add_store(args.shop, name="Bench Store")
     sim.seed_history(args.shop, args.orders)
+    sim.prerender(args.shop, tempfile.mkdtemp(prefix="encore-bulk-"))  # Shopify has the file ready too
     store.tokens = Tokens(access=args.token, access_expires=time.time() + 86_400, refresh="shprt_bench")
     print(sim.start(), flush=True)
     threading.Event().wait()

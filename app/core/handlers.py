@@ -14,7 +14,7 @@ from app.core.events import (
     CustomerUpserted,
     DomainEvent,
 )
-from app.core.model import CustomerRecord, merge_checkout, merge_customer, merge_order, redact
+from app.core.model import CustomerRecord, OrderRecord, merge_checkout, merge_customer, merge_order, redact
 from app.core.orders import fulfillment_events, order_events, refund_events
 from app.core.ports import Clock, UnitOfWork
 
@@ -52,35 +52,59 @@ def observe_order(cmd: c.ObserveOrder, uow: UnitOfWork, clock: Clock) -> list[Do
     return new
 
 
+def _fold_customers(shop_id: int, stored: dict[str, CustomerRecord], people: list[CustomerRecord]
+                    ) -> tuple[dict[str, CustomerRecord], list[DomainEvent]]:
+    customers: dict[str, CustomerRecord] = dict(stored)
+    events: list[DomainEvent] = []
+    for incoming in people:
+        current = customers.get(incoming.external_id)
+        if current is not None and current.redacted:
+            continue  # erased for good, as in _observe_customer
+        customers[incoming.external_id] = merge_customer(current, incoming)
+        seen = stored.get(incoming.external_id)
+        if seen is not None and seen.updated_at == incoming.updated_at:
+            continue  # this very version was stored before, and its event recorded with it
+        version = incoming.updated_at.astimezone(UTC).isoformat()
+        events.append(CustomerUpserted(shop_id, incoming.updated_at, incoming.external_id, version))
+    return customers, events
+
+
+def _fold_orders(stored: dict[str, OrderRecord], incoming: tuple[tuple[OrderRecord, CustomerRecord | None], ...],
+                 customers: dict[str, CustomerRecord]) -> dict[str, OrderRecord]:
+    orders = dict(stored)
+    for order, _ in incoming:
+        buyer = customers.get(order.customer_id) if order.customer_id else None
+        if buyer is not None and buyer.redacted:
+            order = replace(order, email=None)
+        orders[order.external_id] = merge_order(orders.get(order.external_id), order)
+    return orders
+
+
 def import_history(cmd: c.ImportHistory, uow: UnitOfWork, clock: Clock) -> list[DomainEvent]:
     """A batch of past customers and orders: the same merge rules and the same events as their webhooks,
-    read and written a batch at a time (the import of a big store is thousands of orders a second)."""
+    read and written a batch at a time (the import of a big store is thousands of orders a second).
+
+    Rows are read without locks; only those about to change are read again under lock and merged afresh,
+    so a webhook that changed one meanwhile is never overwritten, and a re-import that changes nothing
+    locks nothing. A row a webhook inserts meanwhile makes the batch's insert fail; the caller retries."""
     with uow:
         shop_id = cmd.shop_id
         people = list(cmd.customers) + [buyer for _, buyer in cmd.orders if buyer is not None]
         stored = uow.customers.get_many(shop_id, sorted({p.external_id for p in people}))
-        customers = dict(stored)
-        events: list[DomainEvent] = []
-        for incoming in people:
-            current = customers.get(incoming.external_id)
-            if current is not None and current.redacted:
-                continue  # erased for good, as in _observe_customer
-            customers[incoming.external_id] = merge_customer(current, incoming)
-            seen = stored.get(incoming.external_id)
-            if seen is not None and seen.updated_at == incoming.updated_at:
-                continue  # this very version was stored before, and its event recorded with it
-            version = incoming.updated_at.astimezone(UTC).isoformat()
-            events.append(CustomerUpserted(shop_id, incoming.updated_at, incoming.external_id, version))
+        customers, events = _fold_customers(shop_id, stored, people)
+        stale = [k for k, v in customers.items() if k in stored and stored[k] != v]
+        if stale:
+            stored.update(uow.customers.get_many(shop_id, stale, lock=True))
+            customers, events = _fold_customers(shop_id, stored, people)
         uow.customers.save_many(shop_id, [v for k, v in customers.items() if stored.get(k) != v])
         before = uow.orders.get_many(shop_id, sorted({o.external_id for o, _ in cmd.orders}))
-        orders = dict(before)
-        for order, _ in cmd.orders:
-            buyer = customers.get(order.customer_id) if order.customer_id else None
-            if buyer is not None and buyer.redacted:
-                order = replace(order, email=None)
-            orders[order.external_id] = merge_order(orders.get(order.external_id), order)
-            events.extend(order_events(shop_id, order))
+        orders = _fold_orders(before, cmd.orders, customers)
+        stale = [k for k, v in orders.items() if k in before and before[k] != v]
+        if stale:
+            before.update(uow.orders.get_many(shop_id, stale, lock=True))
+            orders = _fold_orders(before, cmd.orders, customers)
         uow.orders.save_many(shop_id, [v for k, v in orders.items() if before.get(k) != v])
+        events.extend(e for order, _ in cmd.orders for e in order_events(shop_id, order))
         new = uow.events.record_many(events)
         uow.commit()
     return new

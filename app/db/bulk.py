@@ -12,6 +12,7 @@ import contextlib
 from collections.abc import Iterator
 from typing import Any
 
+import orjson
 import psycopg
 from psycopg.types.json import Json
 from sqlalchemy import JSON, Table, exc, insert, select
@@ -35,6 +36,10 @@ def _as_sqlalchemy_errors(statement: str) -> Iterator[None]:
         raise exc.OperationalError(statement, None, e) from e
 
 
+def _dumps(value: Any) -> str:
+    return orjson.dumps(value).decode()
+
+
 def _json_columns(table: Table, columns: list[str]) -> set[int]:
     return {i for i, c in enumerate(columns) if table.c[c].type._type_affinity is JSON}
 
@@ -48,7 +53,7 @@ def _copy(conn: Any, table: Table, name: str, rows: list[dict[str, Any]]) -> Non
                 copy.write_row([row[c] for c in columns])
             return
         for row in rows:
-            copy.write_row([Json(row[c]) if i in wrap else row[c] for i, c in enumerate(columns)])
+            copy.write_row([Json(row[c], dumps=_dumps) if i in wrap else row[c] for i, c in enumerate(columns)])
 
 
 def new_ids(s: Session, table: Table, count: int) -> list[int] | None:

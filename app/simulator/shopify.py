@@ -28,7 +28,7 @@ from urllib.parse import urlencode
 
 import jwt
 import requests
-from flask import Flask, Response, jsonify, redirect, request
+from flask import Flask, Response, jsonify, redirect, request, send_file
 
 from app.simulator.server import SimulatedServer
 from connectors.shopify.client import API_VERSION
@@ -86,6 +86,7 @@ class StoreState:
     orders: dict[int, dict[str, Any]] = field(default_factory=dict)
     customers: dict[int, dict[str, Any]] = field(default_factory=dict)
     history: int = 0  # orders generated on the fly before the stored ones (seed_history), for big imports
+    files: dict[str, str] = field(default_factory=dict)  # bulk results written ahead (prerender), by kind
     discounts: dict[str, dict[str, Any]] = field(default_factory=dict)
     tokens: Tokens | None = None
     spent_refresh_tokens: set[str] = field(default_factory=set)
@@ -250,6 +251,18 @@ class ShopifySimulator(SimulatedServer):
         """`orders` past orders made on the fly when a bulk operation reads them (no webhooks, no memory):
         a mix of paid, fulfilled, delivered, refunded and cancelled orders over ~900 customers a 1,000."""
         self.stores[shop].history = orders
+
+    def prerender(self, shop: str, directory: str) -> None:
+        """Write the store's bulk results (customers, orders) to files now, as Shopify has them ready when an
+        operation completes; they are then served as files (with Range), not made while being read. Only
+        for a store that changes no more (a benchmark's)."""
+        store = self.stores[shop]
+        for kind in ("customers", "orders"):
+            path = f"{directory}/{shop}-{kind}.jsonl"
+            with open(path, "wb") as out:
+                for chunk in self._jsonl({"shop": shop, "kind": kind}):
+                    out.write(chunk)
+            store.files[kind] = path
 
     def history_order(self, store: StoreState, i: int) -> dict[str, Any]:
         """The i-th generated past order, always the same, as the REST Admin API would show it."""
@@ -442,6 +455,9 @@ class ShopifySimulator(SimulatedServer):
                 return Response("try again", status=503)
             ranged = request.headers.get("Range", "")
             sim.bulk_range_requests.append(ranged)
+            ready = sim.stores[op["shop"]].files.get(op["kind"])
+            if ready:
+                return send_file(ready, mimetype="application/jsonl", conditional=True)
             start = int(ranged[len("bytes="):].split("-")[0]) if ranged.startswith("bytes=") else 0
 
             def lines() -> Any:  # the file is made again on each read, the same each time, and streamed

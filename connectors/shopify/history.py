@@ -14,11 +14,12 @@ numeric ids from the global ids, shop-currency amounts, REST's lower-case status
 
 from __future__ import annotations
 
-import json
 import time
 from collections.abc import Callable, Generator, Iterator, Mapping, Sequence
 from decimal import Decimal
 from typing import Any
+
+import orjson
 
 from app.core import model as m
 from connectors.base import HistoryPage, MalformedPayload, StaleCursor
@@ -206,8 +207,8 @@ class ShopifyHistory:
         end = offset
         for raw, after in self.client.jsonl(url, offset):
             try:
-                obj = json.loads(raw)
-            except ValueError as exc:
+                obj = orjson.loads(raw)
+            except orjson.JSONDecodeError as exc:
                 raise MalformedPayload(f"bulk result line is not JSON: {exc}") from exc
             if "__parentId" in obj:
                 if head is None:

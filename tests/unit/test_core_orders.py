@@ -146,3 +146,42 @@ def test_shuffled_and_duplicated_streams_converge(shuffled: list[c.Command], dup
     assert messy.orders.rows == clean.orders.rows
     assert messy.customers.rows == clean.customers.rows
     assert keys(messy) == keys(clean)
+
+
+SNAPSHOTS = [cmd for cmd in STREAM if isinstance(cmd, c.ObserveOrder | c.ObserveCustomer)]
+
+
+def _as_import(cmd: c.Command) -> c.ImportHistory:
+    """What a history import reads of the store at some moment: one of the versions its webhooks told."""
+    if isinstance(cmd, c.ObserveOrder):
+        return c.ImportHistory(cmd.shop_id, orders=((cmd.order, cmd.customer),))
+    assert isinstance(cmd, c.ObserveCustomer)
+    return c.ImportHistory(cmd.shop_id, customers=(cmd.customer,))
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.permutations(STREAM), st.lists(st.tuples(st.integers(0, len(STREAM)), st.sampled_from(SNAPSHOTS)), max_size=6))
+def test_history_imports_anywhere_in_the_stream_end_as_the_webhooks_alone(
+        shuffled: list[c.Command], imports: list[tuple[int, c.Command]]) -> None:
+    stream: list[c.Command] = list(shuffled)
+    for at, snapshot in sorted(imports, key=lambda x: -x[0]):
+        stream.insert(at, _as_import(snapshot))
+    clean, mixed = run(STREAM), run(stream)
+    assert mixed.orders.rows == clean.orders.rows
+    assert mixed.customers.rows == clean.customers.rows
+    assert keys(mixed) == keys(clean)
+
+
+def test_an_import_batch_merges_like_the_webhooks_and_never_overwrites_newer_data() -> None:
+    uow = FakeUnitOfWork()
+    newer = CustomerRecord("c1", T0 + timedelta(days=2), email="new@example.com")
+    handle(c.ObserveCustomer(1, newer), uow, CLOCK)
+    handle(c.ObserveOrder(1, order(30, fulfillments=(SHIPPED,))), uow, CLOCK)
+    old = CustomerRecord("c1", T0, email="old@example.com")
+    new = handle(c.ImportHistory(1, customers=(old,), orders=((order(10), old), (order(5, external_id="1002"), None))),
+                 uow, CLOCK)
+    assert uow.customers.rows[(1, "c1")] == newer  # the stale copy in the import changed nothing
+    assert uow.orders.rows[(1, "1001")].updated_at == T0 + timedelta(minutes=30)
+    assert uow.orders.rows[(1, "1001")].fulfillments == (SHIPPED,)  # kept: parts merge, never vanish
+    assert (1, "1002") in uow.orders.rows
+    assert sorted(e.name for e in new) == ["CustomerUpserted", "OrderPlaced"]  # c1's old version, order 1002
