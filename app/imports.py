@@ -20,7 +20,9 @@ import queue
 import random
 import threading
 import time
+from collections import deque
 from collections.abc import Callable, Generator, Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any
@@ -209,35 +211,67 @@ def _analyze(c: Container) -> None:
             conn.commit()
 
 
-def _apply(c: Container, run: HistoryImport, phase: str, page: HistoryPage, state: dict[str, Any]) -> None:
-    """One page and the import's new cursor and counts, in one transaction; a lost race with a webhook that
-    inserted the same order first is retried (the second try finds it and merges)."""
+class _PreviousFailed(Exception):
+    """The batch before this one did not commit: this one must not either (its cursor would skip that one)."""
+
+
+class _Turn:
+    """Batches are written two at a time on PostgreSQL, but commit in the order they were read: each waits,
+    just before its commit, for the one before it."""
+
+    def __init__(self, before: _Turn | None) -> None:
+        self.before, self.done, self.ok = before, threading.Event(), False
+
+    def wait_for_previous(self) -> None:
+        if self.before is not None:
+            self.before.done.wait()
+            if not self.before.ok:
+                raise _PreviousFailed()
+
+    def finish(self, ok: bool) -> None:
+        self.ok = ok
+        self.done.set()
+
+
+def _plan(phase: str, page: HistoryPage, state: dict[str, Any]) -> dict[str, Any]:
+    """What the import row says once this page is in (computed in reading order, before it is written)."""
     skipped = int(state["cursor"].get("skipped", 0)) + len(page.skipped)
     cursor = {**page.cursor, "skipped": skipped}
     counts = {"customers": state["customers"] + page.read} if phase == "customers" else {
         "orders": state["orders"] + page.read}
+    state.update(cursor=cursor, **counts)
     totals = {f"total_{phase}": page.total} if page.total is not None else {}
     note = {"error": f"skipped {page.skipped[-1]}"} if page.skipped else {}
+    return {"cursor": cursor, **counts, **totals, **note}
 
+
+def _apply(c: Container, run: HistoryImport, page: HistoryPage, values: dict[str, Any], turn: _Turn) -> None:
+    """One page and the import's new cursor and counts, in one transaction; a lost race with a webhook that
+    inserted the same order first is retried (the second try finds it and merges)."""
     def progress(s: Session) -> None:
-        _save(s, run, cursor=cursor, **counts, **totals, **note)
+        turn.wait_for_previous()
+        _save(s, run, **values)
 
-    for attempt in range(1, 4):
-        try:
-            if page.customers or page.orders:
-                handle(ImportHistory(run.shop_id, page.customers, page.orders),
-                       SqlUnitOfWork(c.sessions, on_commit=progress, on_begin=_batch_settings), c.clock)
-            else:
-                with c.sessions() as s, s.begin():
-                    progress(s)
-            break
-        except (IntegrityError, OperationalError):
-            if attempt == 3:
-                raise
-            time.sleep(0.05 * attempt * (1 + random.random()))
+    try:
+        for attempt in range(1, 4):
+            try:
+                if page.customers or page.orders:
+                    handle(ImportHistory(run.shop_id, page.customers, page.orders),
+                           SqlUnitOfWork(c.sessions, on_commit=progress, on_begin=_batch_settings), c.clock)
+                else:
+                    with c.sessions() as s, s.begin():
+                        progress(s)
+                break
+            except (IntegrityError, OperationalError):
+                if attempt == 3:
+                    raise
+                time.sleep(0.05 * attempt * (1 + random.random()))
+    except BaseException:
+        turn.finish(False)
+        raise
+    turn.finish(True)
     for skip in page.skipped:
         log.warning("import_item_skipped", shop_id=run.shop_id, import_id=run.id, reason=skip)
-    state.update(cursor=cursor, **counts)
 
 
 def run(c: Container, import_id: int, *, slice_s: float | None = None,
@@ -251,16 +285,29 @@ def run(c: Container, import_id: int, *, slice_s: float | None = None,
     deadline = None if slice_s is None else time.monotonic() + slice_s
     state: dict[str, Any] = {"cursor": dict(run.cursor or {}), "customers": run.customers, "orders": run.orders}
     phase = run.phase
+    depth = 2 if c.engine.dialect.name == "postgresql" else 1  # SQLite takes one writer at a time
     try:
         source = source_for(c, run.shop_id)
         while phase in HISTORY_PHASES:
-            with contextlib.closing(Prefetch(source.pages(phase, state["cursor"]))) as pages:
+            with contextlib.closing(Prefetch(source.pages(phase, state["cursor"]))) as pages, \
+                    ThreadPoolExecutor(max_workers=depth, thread_name_prefix="encore-import-writer") as writers:
+                in_flight: deque[Future[None]] = deque()
+                turn: _Turn | None = None
                 for page in pages:
-                    _apply(c, run, phase, page, state)
+                    turn = _Turn(turn)
+                    in_flight.append(writers.submit(_apply, c, run, page, _plan(phase, page, state), turn))
+                    while len(in_flight) >= depth or (in_flight and in_flight[0].done()):
+                        in_flight.popleft().result()
+                        if on_progress is not None:
+                            on_progress(_progress(c, run.id))
+                    if deadline is not None and time.monotonic() > deadline:
+                        while in_flight:
+                            in_flight.popleft().result()
+                        return _continue(c, run)
+                while in_flight:
+                    in_flight.popleft().result()
                     if on_progress is not None:
                         on_progress(_progress(c, run.id))
-                    if deadline is not None and time.monotonic() > deadline:
-                        return _continue(c, run)
             _analyze(c)
             phase = _next_phase(c, run, phase, state)
         with c.sessions() as s, s.begin():

@@ -70,11 +70,10 @@ def _fold_customers(shop_id: int, stored: dict[str, CustomerRecord], people: lis
 
 
 def _fold_orders(stored: dict[str, OrderRecord], incoming: tuple[tuple[OrderRecord, CustomerRecord | None], ...],
-                 customers: dict[str, CustomerRecord]) -> dict[str, OrderRecord]:
+                 erased: set[str]) -> dict[str, OrderRecord]:
     orders = dict(stored)
     for order, _ in incoming:
-        buyer = customers.get(order.customer_id) if order.customer_id else None
-        if buyer is not None and buyer.redacted:
+        if order.customer_id in erased:
             order = replace(order, email=None)
         orders[order.external_id] = merge_order(orders.get(order.external_id), order)
     return orders
@@ -97,12 +96,14 @@ def import_history(cmd: c.ImportHistory, uow: UnitOfWork, clock: Clock) -> list[
             stored.update(uow.customers.get_many(shop_id, stale, lock=True))
             customers, events = _fold_customers(shop_id, stored, people)
         uow.customers.save_many(shop_id, [v for k, v in customers.items() if stored.get(k) != v])
+        buyers = sorted({o.customer_id for o, _ in cmd.orders if o.customer_id})
+        erased = {k for k, v in customers.items() if v.redacted} | uow.customers.redacted_among(shop_id, buyers)
         before = uow.orders.get_many(shop_id, sorted({o.external_id for o, _ in cmd.orders}))
-        orders = _fold_orders(before, cmd.orders, customers)
+        orders = _fold_orders(before, cmd.orders, erased)
         stale = [k for k, v in orders.items() if k in before and before[k] != v]
         if stale:
             before.update(uow.orders.get_many(shop_id, stale, lock=True))
-            orders = _fold_orders(before, cmd.orders, customers)
+            orders = _fold_orders(before, cmd.orders, erased)
         uow.orders.save_many(shop_id, [v for k, v in orders.items() if before.get(k) != v])
         events.extend(e for order, _ in cmd.orders for e in order_events(shop_id, order))
         new = uow.events.record_many(events)

@@ -256,6 +256,13 @@ class Customers:
             found.update((r.external_id, self._record(r)) for r in rows)
         return found
 
+    def redacted_among(self, shop_id: int, external_ids: list[str]) -> set[str]:
+        table, found = _table(t.Customer), set[str]()
+        for chunk in _chunks(external_ids, 5000):
+            found.update(self.s.scalars(select(table.c.external_id).where(
+                table.c.shop_id == shop_id, _among(self.s, table.c.external_id, chunk), table.c.redacted_at.is_not(None))))
+        return found
+
     def save_many(self, shop_id: int, customers: list[m.CustomerRecord]) -> None:
         """Insert or update in bulk. Never an erasure: that goes through save(), one customer at a time."""
         assert not any(c.redacted for c in customers), "erase a customer with save(), not save_many()"

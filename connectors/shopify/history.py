@@ -6,7 +6,9 @@ connection (an order's line items) on lines of their own that name their parent 
 at a time, never whole. The cursor is the operation's id and the byte offset after the last order applied,
 so a resumed import asks only for the rest of the file (HTTP Range). Refunds are a list inside the order, and
 a connection inside a list is not allowed in a bulk query, so the line items of the few refunded orders
-are read afterwards with `nodes(ids:)`, a page of orders at a time.
+are read afterwards with `nodes(ids:)`, a page of orders at a time. Orders name their customer by id only:
+the customers phase, just before, read every customer as it is now (which is what an order's customer field
+would say too), and one created or changed since arrives by its webhook.
 
 Translation gives the same records as the webhooks (connectors/shopify/translate.py) for the same order:
 numeric ids from the global ids, shop-currency amounts, REST's lower-case statuses.
@@ -37,7 +39,7 @@ QUERIES = {
         "{ orders { edges { node { id name email createdAt updatedAt processedAt cancelledAt currencyCode "
         f"displayFinancialStatus subtotalPriceSet {{ {_MONEY} }} totalPriceSet {{ {_MONEY} }} "
         f"totalTaxSet {{ {_MONEY} }} totalShippingPriceSet {{ {_MONEY} }} totalDiscountsSet {{ {_MONEY} }} "
-        f"customer {{ {_CUSTOMER} }} "
+        "customer { id } "
         "fulfillments { id status displayStatus createdAt updatedAt trackingInfo { company number url } } "
         f"refunds {{ id createdAt totalRefundedSet {{ {_MONEY} }} }} "
         "lineItems { edges { node { id title name quantity sku "
@@ -149,7 +151,7 @@ def order(node: Mapping[str, Any], items: Sequence[Mapping[str, Any]],
         refunds=tuple(sorted((refund(r, refund_lines.get(str(r.get("id")))) for r in node.get("refunds") or []),
                              key=lambda r: r.external_id)),
     )
-    if isinstance(buyer, Mapping) and buyer.get("id"):
+    if isinstance(buyer, Mapping) and set(buyer) - {"id", "__typename"}:  # a whole customer, not only its id
         if not buyer.get("updatedAt") and not buyer.get("createdAt"):
             buyer = {**buyer, "updatedAt": record.updated_at.isoformat()}
         return record, customer(buyer)

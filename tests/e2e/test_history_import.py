@@ -119,9 +119,12 @@ def test_a_shopify_import_resumes_after_a_crash_from_where_it_stopped(live: Any)
         imports.run(c, import_id, on_progress=crash)
     with c.sessions() as s:
         row = s.get(HistoryImport, import_id)
-        assert row is not None and (row.status, row.phase, row.orders) == ("running", "orders", 1_000)
+        assert row is not None and (row.status, row.phase) == ("running", "orders")
         offset = row.cursor["offset"]
-        assert offset > 0 and s.scalar(select(func.count()).select_from(Order).where(Order.shop_id == shop_id)) == 1_000
+        # The cursor and counts are committed with the orders they stand for (a batch already being written
+        # when the worker stopped may have landed too): resuming starts right after what is in.
+        stored = s.scalar(select(func.count()).select_from(Order).where(Order.shop_id == shop_id))
+        assert offset > 0 and row.orders == stored and row.orders in (1_000, 2_000)
     assert imports.run(c, import_id) == "skipped"  # its lease still holds: nobody else takes it yet
     with c.sessions() as s, s.begin():  # ...time passes: the dead worker's lease runs out
         s.execute(update(HistoryImport).where(HistoryImport.id == import_id).values(lease_until=func.now()))

@@ -29,7 +29,7 @@ class _Orders:
     def save(self, shop_id: int, order: OrderRecord) -> None:
         self.rows[(shop_id, order.external_id)] = order
 
-    def get_many(self, shop_id: int, external_ids: list[str]) -> dict[str, OrderRecord]:
+    def get_many(self, shop_id: int, external_ids: list[str], *, lock: bool = False) -> dict[str, OrderRecord]:
         return {i: o for i in external_ids if (o := self.rows.get((shop_id, i))) is not None}
 
     def save_many(self, shop_id: int, orders: list[OrderRecord]) -> None:
@@ -55,8 +55,11 @@ class _Keyed:
     def save(self, shop_id: int, record: CustomerRecord | CheckoutRecord) -> None:
         self.rows[(shop_id, record.external_id)] = record
 
-    def get_many(self, shop_id: int, external_ids: list[str]) -> dict[str, Any]:
+    def get_many(self, shop_id: int, external_ids: list[str], *, lock: bool = False) -> dict[str, Any]:
         return {i: r for i in external_ids if (r := self.rows.get((shop_id, i))) is not None}
+
+    def redacted_among(self, shop_id: int, external_ids: list[str]) -> set[str]:
+        return {i for i in external_ids if (r := self.rows.get((shop_id, i))) is not None and r.redacted}
 
     def save_many(self, shop_id: int, records: list[CustomerRecord]) -> None:
         for record in records:

@@ -185,3 +185,11 @@ def test_an_import_batch_merges_like_the_webhooks_and_never_overwrites_newer_dat
     assert uow.orders.rows[(1, "1001")].fulfillments == (SHIPPED,)  # kept: parts merge, never vanish
     assert (1, "1002") in uow.orders.rows
     assert sorted(e.name for e in new) == ["CustomerUpserted", "OrderPlaced"]  # c1's old version, order 1002
+
+
+def test_an_imported_order_of_an_erased_customer_keeps_no_email() -> None:
+    uow = FakeUnitOfWork()
+    handle(c.ObserveCustomer(1, CustomerRecord("c1", T0, email="a@example.com")), uow, CLOCK)
+    handle(c.RedactCustomer(1, "c1"), uow, CLOCK)
+    handle(c.ImportHistory(1, orders=((order(5), None),)), uow, CLOCK)  # the order names c1 by id only
+    assert uow.orders.rows[(1, "1001")].email is None
