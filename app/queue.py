@@ -98,9 +98,12 @@ class InProcessQueue:
         with self._idle:
             return self._idle.wait_for(lambda: self._busy == 0, timeout)
 
-    def stop(self) -> None:
+    def stop(self, wait: float = 0.0) -> None:
+        """Stop the worker after the job it is running; with `wait`, give it that long to finish it."""
         self._stop.set()
         self._q.put(None)
+        for thread in self._threads if wait else ():
+            thread.join(wait)
 
 
 class RQQueue:

@@ -90,8 +90,10 @@ def make_container(pg_schema: str | None) -> Iterator[Any]:
     yield build
     for c in made:
         if isinstance(c.queue, InProcessQueue):
-            c.queue.drain(5)
-            c.queue.stop()
+            # A job still running (say, the history import an install queued) must end before the pools go:
+            # a connection it returned to a disposed pool would stay open until garbage-collected.
+            c.queue.drain(30)
+            c.queue.stop(wait=30)
         c.engine.dispose()
         c.intake.dispose()
 
