@@ -43,6 +43,7 @@ def run_demo(*, port: int = 8000, orders_every: float = 4.0) -> None:
                            app_url=f"http://127.0.0.1:{port}")
     sim.start(port=port + 1)
     sim.add_store(SHOP, name="Encore Demo Coffee", currency="USD", timezone="America/New_York", locale="en")
+    sim.seed_history(SHOP, 1_000)  # a past to import: the admin shows the history import as it runs
     settings = base.with_(app_url=f"http://127.0.0.1:{port}", shopify_shop_origin=sim.shop_origin_template,
                           shopify_admin_origin=sim.origin, app_bridge_url=f"{sim.origin}/app-bridge.js",
                           sweep_interval_s=5.0)
