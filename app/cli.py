@@ -64,7 +64,7 @@ def worker(burst: bool) -> None:
     """An RQ worker (with the scheduler) beside the relay: every 250 ms it enqueues the inbox rows that are
     due (new, retried, lost or left by a dead worker); every minute it schedules the WooCommerce stores due
     for reconciling and re-queues history imports that are due or were lost; every 15 minutes it keeps quiet
-    shops' tokens alive."""
+    shops' tokens alive and forgets spent install and sign-in nonces."""
     from rq import Worker
     from rq.serializers import JSONSerializer
 
@@ -92,6 +92,7 @@ def worker(burst: bool) -> None:
                 if time.monotonic() - last_keep_alive > 900:
                     last_keep_alive = time.monotonic()
                     shops.keep_alive(c)
+                    shops.forget_spent_nonces(c)
             except Exception:  # the database restarting must not end the relay
                 log.exception("relay_failed")
 

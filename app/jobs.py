@@ -33,6 +33,7 @@ def relay() -> int:
 def sweep() -> int:
     c = current()
     shops.keep_alive(c)
+    shops.forget_spent_nonces(c)
     for shop_id in connections.due_for_reconciling(c):
         c.queue.enqueue("reconcile_woocommerce", shop_id)
     imports.relay(c)

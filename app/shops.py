@@ -7,10 +7,11 @@ from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING
 
 import structlog
-from sqlalchemy import select
+from sqlalchemy import delete, select
 
 from app.core.ports import ShopProfile
-from app.db.models import Shop
+from app.db.engine import rowcount
+from app.db.models import InstallNonce, Shop
 from connectors.shopify.client import ShopifyAuthError, TokenSet
 from connectors.shopify.platform import ShopifyPlatform
 
@@ -150,3 +151,11 @@ def rotate_keys(c: Container) -> int:
             shop.refresh_token = c.vault.reseal(shop.refresh_token)
             count += 1
     return count
+
+
+def forget_spent_nonces(c: Container, *, now: datetime | None = None) -> int:
+    """Delete install, connect and sign-in nonces a day past their expiry: an expired one is refused anyway
+    (every check compares expires_at), so keeping it proves nothing. Returns how many went."""
+    at = now or datetime.now(UTC)
+    with c.sessions() as s, s.begin():
+        return rowcount(s.execute(delete(InstallNonce).where(InstallNonce.expires_at < at - timedelta(days=1))))
