@@ -32,12 +32,21 @@ def check_store_url(url: str, *, development: bool) -> str:
         raise UnsafeStoreUrl("the store URL is not valid")
     if development:
         return normalized
+    problem = public_address_problem(parts.hostname, parts.port or 443)
+    if problem:
+        raise UnsafeStoreUrl(f"the store's host {problem}")
+    return normalized
+
+
+def public_address_problem(host: str, port: int) -> str | None:
+    """Why `host` is not one to call from Encore (it does not resolve, or one of its addresses is private,
+    loopback, link-local, reserved or multicast), or None when every address it resolves to is public."""
     try:
-        infos = socket.getaddrinfo(parts.hostname, parts.port or 443, proto=socket.IPPROTO_TCP)
-    except (socket.gaierror, UnicodeError) as exc:
-        raise UnsafeStoreUrl(f"the store's host {parts.hostname!r} does not resolve") from exc
+        infos = socket.getaddrinfo(host, port, proto=socket.IPPROTO_TCP)
+    except (socket.gaierror, UnicodeError):
+        return f"{host!r} does not resolve"
     for info in infos:
         address = ipaddress.ip_address(info[4][0])
         if not address.is_global or address.is_multicast:
-            raise UnsafeStoreUrl(f"the store's host resolves to a non-public address ({address})")
-    return normalized
+            return f"resolves to a non-public address ({address})"
+    return None

@@ -21,11 +21,9 @@ from __future__ import annotations
 import base64
 import binascii
 import hashlib
-import ipaddress
 import json
 import re
 import secrets
-import socket
 import time
 from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
@@ -37,6 +35,7 @@ import structlog
 from standardwebhooks import Webhook
 
 from app.core.ports import OutboundMessage, SendResult
+from app.net import public_address_problem
 from connectors.payload import retry_after
 
 log = structlog.get_logger(__name__)
@@ -107,14 +106,9 @@ def check_destination(url: str, *, allow_private: bool) -> str:
         return url.strip()
     if parts.scheme != "https":
         raise UnsafeDestination("the webhook URL must use https")
-    try:
-        infos = socket.getaddrinfo(parts.hostname, parts.port or 443, proto=socket.IPPROTO_TCP)
-    except (socket.gaierror, UnicodeError) as exc:
-        raise UnsafeDestination(f"the webhook host {parts.hostname!r} does not resolve") from exc
-    for info in infos:
-        address = ipaddress.ip_address(info[4][0])
-        if not address.is_global or address.is_multicast:
-            raise UnsafeDestination(f"the webhook host resolves to a non-public address ({address})")
+    problem = public_address_problem(parts.hostname, parts.port or 443)
+    if problem:
+        raise UnsafeDestination(f"the webhook host {problem}")
     return url.strip()
 
 

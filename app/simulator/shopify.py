@@ -492,8 +492,7 @@ class ShopifySimulator(SimulatedServer):
                     {"field": ["query"], "message": "The simulator reads orders or customers only."}]}}
             gid = f"gid://shopify/BulkOperation/{next(self._ids)}"
             self.bulk[gid] = {"id": gid, "shop": store.domain, "kind": kind, "status": "RUNNING",
-                              "ready_at": time.time() + self.bulk_delay,
-                              "stored": list(store.orders if kind == "orders" else store.customers)}
+                              "ready_at": time.time() + self.bulk_delay}
         return {"bulkOperationRunQuery": {"bulkOperation": {"id": gid, "status": "CREATED"}, "userErrors": []}}
 
     def _bulk_status(self, store: StoreState, gid: str) -> dict[str, Any] | None:
