@@ -45,7 +45,12 @@ def run(host: str, port: int) -> None:
 
     settings = Settings.from_env()
     upgrade(make_engine(settings.database_url))
-    create_app(settings).run(host=host, port=port, threaded=True)
+    app = create_app(settings)
+    if not settings.redis_url:  # the embedded default: the dispatcher runs in this process too
+        from app import dispatch
+
+        dispatch.start_thread(app.extensions["encore"])
+    app.run(host=host, port=port, threaded=True)
 
 
 @main.command()
@@ -59,8 +64,37 @@ def demo(port: int, orders_every: float) -> None:
 
 
 @main.command()
+@click.option("--once", is_flag=True, help="Send what is due now, then exit.")
+@click.option("--batch", default=200, type=int, help="Messages claimed at a time.")
+def dispatch(once: bool, batch: int) -> None:
+    """The journeys dispatcher on its own (as many as you like: they never share a message). It claims due
+    messages, checks consent, quiet hours and the frequency cap, renders and sends them, and recovers what a
+    dispatcher that died was holding."""
+    from app import dispatch as dispatching
+    from app.bootstrap import bootstrap
+
+    c = bootstrap(Settings.from_env())
+    dispatcher = dispatching.build(c, batch=batch)
+    if once:
+        dispatcher.recover()
+        total = dispatching.Stats()
+        while (stats := dispatcher.run_once()).claimed:
+            total.add(stats)
+        click.echo(f"sent {total.sent}, skipped {total.skipped}, deferred {total.deferred}, retried {total.retried}, "
+                   f"failed {total.failed}, parked {total.parked}, cancelled {total.cancelled}")
+        return
+    stop = threading.Event()
+    try:
+        dispatcher.loop(stop)
+    except KeyboardInterrupt:
+        stop.set()
+
+
+@main.command()
 @click.option("--burst", is_flag=True, help="Process what is queued, then exit.")
-def worker(burst: bool) -> None:
+@click.option("--dispatch/--no-dispatch", "dispatching", default=True,
+              help="Also run the journeys dispatcher in this process (on by default).")
+def worker(burst: bool, dispatching: bool) -> None:
     """An RQ worker (with the scheduler) beside the relay: every 250 ms it enqueues the inbox rows that are
     due (new, retried, lost or left by a dead worker); every minute it schedules the WooCommerce stores due
     for reconciling and re-queues history imports that are due or were lost; every 15 minutes it keeps quiet
@@ -97,6 +131,10 @@ def worker(burst: bool) -> None:
                 log.exception("relay_failed")
 
     threading.Thread(target=relay, name="encore-relay", daemon=True).start()
+    if dispatching and not burst:
+        from app import dispatch
+
+        dispatch.start_thread(c)
     try:
         Worker([c.queue.rq], connection=c.queue.redis, serializer=JSONSerializer).work(
             burst=burst, with_scheduler=not burst)

@@ -70,6 +70,7 @@ class Settings:
     email_rate_per_s: float = 10.0
     email_burst: int = 20
     outbox_dir: str = "instance/outbox"
+    email_sink: str = ""  # a journal file: email goes nowhere, each send is one line (load tests, benchmarks)
     sms_api_url: str = ""  # base URL of a Twilio-compatible REST API
     sms_account_sid: str = ""
     sms_auth_token: str = ""
@@ -158,6 +159,7 @@ def _channel_settings(env: Mapping[str, str], instance: Path) -> dict[str, Any]:
         "email_rate_per_s": float(env.get("ENCORE_EMAIL_RATE", d.email_rate_per_s)),
         "email_burst": int(env.get("ENCORE_EMAIL_BURST", d.email_burst)),
         "outbox_dir": env.get("ENCORE_OUTBOX_DIR") or str(instance / "outbox"),
+        "email_sink": env.get("ENCORE_EMAIL_SINK", d.email_sink),
         "sms_api_url": env.get("ENCORE_SMS_API_URL", d.sms_api_url).rstrip("/"),
         "sms_account_sid": env.get("ENCORE_SMS_ACCOUNT_SID", d.sms_account_sid),
         "sms_auth_token": env.get("ENCORE_SMS_AUTH_TOKEN", d.sms_auth_token),

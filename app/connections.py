@@ -20,6 +20,7 @@ from app.core.messagebus import handle
 from app.db.engine import rowcount
 from app.db.models import Fulfillment, InstallNonce, Order, Shop
 from app.db.uow import SqlUnitOfWork
+from app.journeys import install_defaults
 from connectors.woocommerce import WEBHOOK_TOPICS, verify
 from connectors.woocommerce.client import WooCommerceClient, WooCommerceError
 
@@ -96,6 +97,7 @@ def accept_keys(c: Container, payload: Any) -> int:
         shop.installed_at, shop.uninstalled_at = shop.installed_at if shop.installed else now, None
         s.flush()
         shop_id = shop.id
+        install_defaults(s, shop_id)  # the journey library, ready to switch on
     c.shops.forget("woocommerce", store_url)
     c.queue.enqueue("ensure_woocommerce_webhooks", shop_id)  # after the 200: the store waits on this answer
     if fresh:

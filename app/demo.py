@@ -8,15 +8,19 @@ import threading
 import time
 
 import requests
+from sqlalchemy import select
 from werkzeug.serving import make_server
 
-from app import create_app
+from app import create_app, dispatch
 from app.config import Settings
 from app.db.engine import make_engine
+from app.db.models import Shop
+from app.journeys import install_defaults
 from app.migrate import upgrade
 from app.simulator.shopify import ShopifySimulator
 
 SHOP = "demo-store.myshopify.com"
+DEMO_JOURNEYS = frozenset({"thank_you", "shipped", "delivered", "survey", "review_request", "abandoned_cart"})
 
 
 def _sell(sim: ShopifySimulator, every: float, stop: threading.Event) -> None:
@@ -48,14 +52,21 @@ def run_demo(*, port: int = 8000, orders_every: float = 4.0) -> None:
                           shopify_admin_origin=sim.origin, app_bridge_url=f"{sim.origin}/app-bridge.js",
                           sweep_interval_s=5.0)
     upgrade(make_engine(settings.database_url))
-    server = make_server("127.0.0.1", port, create_app(settings), threaded=True)
+    app = create_app(settings)
+    server = make_server("127.0.0.1", port, app, threaded=True)
     threading.Thread(target=server.serve_forever, daemon=True).start()
     requests.get(sim.embedded_app_url(SHOP), timeout=10).raise_for_status()  # the managed install
+    c = app.extensions["encore"]
+    with c.sessions() as s, s.begin():  # the demo shop starts with the order journeys switched on
+        shop_id = s.scalar(select(Shop.id).where(Shop.platform == "shopify", Shop.domain == SHOP))
+        install_defaults(s, shop_id, enabled=DEMO_JOURNEYS)
+    dispatch.start_thread(c)
     stop = threading.Event()
     threading.Thread(target=_sell, args=(sim, orders_every, stop), daemon=True).start()
     print(f"\nEncore is running on the embedded default ({settings.database_url}).\n"
           f"Open the simulated Shopify admin with Encore inside it:\n\n    {sim.admin_url(SHOP)}\n\n"
-          f"A new demo order arrives every {orders_every:g} seconds. Ctrl-C stops.\n", flush=True)
+          f"A new demo order arrives every {orders_every:g} seconds; the emails its journeys send are captured "
+          f"at\n\n    http://127.0.0.1:{port}/dev/outbox\n\nCtrl-C stops.\n", flush=True)
     try:
         while True:
             time.sleep(3600)

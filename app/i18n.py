@@ -20,8 +20,9 @@ def best_locale(locale: str | None) -> str:
 
 
 @cache
-def translations(locale: str) -> NullTranslations:
-    path = ROOT / best_locale(locale) / "LC_MESSAGES" / "messages.po"
+def translations(locale: str, domain: str = "messages") -> NullTranslations:
+    """The catalog of one Babel domain: "messages" (the admin) or "public" (the customer-facing pages)."""
+    path = ROOT / best_locale(locale) / "LC_MESSAGES" / f"{domain}.po"
     if not path.exists():
         return NullTranslations()
     with path.open("rb") as f:

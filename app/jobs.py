@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from app import connections, imports, inbox, shops
+from app import connections, daterules, imports, inbox, shops
 from app.bootstrap import current
 
 
@@ -36,5 +36,6 @@ def sweep() -> int:
     shops.forget_spent_nonces(c)
     for shop_id in connections.due_for_reconciling(c):
         c.queue.enqueue("reconcile_woocommerce", shop_id)
+    daterules.run(c, c.clock.now())
     imports.relay(c)
     return inbox.relay(c)

@@ -9,11 +9,13 @@ from typing import TYPE_CHECKING
 import structlog
 from sqlalchemy import delete, select
 
-from app.core.ports import ShopProfile
+from app.core.ports import ShopProfile, StorePlatform
 from app.db.engine import rowcount
 from app.db.models import InstallNonce, Shop
+from app.journeys import install_defaults
 from connectors.shopify.client import ShopifyAuthError, TokenSet
 from connectors.shopify.platform import ShopifyPlatform
+from connectors.woocommerce.platform import WooCommercePlatform
 
 if TYPE_CHECKING:
     from app.bootstrap import Container
@@ -53,6 +55,7 @@ def install_shopify(c: Container, domain: str, tokens: TokenSet) -> int:
         _seal(c, shop, tokens)
         s.flush()
         shop_id = shop.id
+        install_defaults(s, shop_id)  # the journey library, ready to switch on
     c.shops.forget("shopify", domain)
     try:
         profile = platform_for(c, shop_id).shop_profile()
@@ -140,6 +143,24 @@ def platform_for(c: Container, shop_id: int) -> ShopifyPlatform:
             raise NotInstalled(shop_id)
         domain = shop.domain
     return ShopifyPlatform(c.shopify, domain, lambda: access_token(c, shop_id))
+
+
+def store_platform(c: Container, shop_id: int) -> StorePlatform:
+    """The shop's store, whichever platform it runs on: Shopify (GraphQL, with a fresh access token each call)
+    or WooCommerce (REST, with the keys the store gave)."""
+    with c.sessions() as s:
+        platform = s.scalar(select(Shop.platform).where(Shop.id == shop_id))
+    if platform is None:
+        raise NotInstalled(shop_id)
+    if platform == "woocommerce":
+        from app.connections import ConnectRefused, store_client  # connections imports what imports this
+
+        try:
+            client, _ = store_client(c, shop_id)
+        except ConnectRefused as exc:
+            raise NotInstalled(shop_id) from exc
+        return WooCommercePlatform(client)
+    return platform_for(c, shop_id)
 
 
 def rotate_keys(c: Container) -> int:

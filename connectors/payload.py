@@ -6,7 +6,7 @@ from __future__ import annotations
 import base64
 import hashlib
 import hmac
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from datetime import UTC, datetime
 from decimal import Decimal, InvalidOperation
 from email.utils import parsedate_to_datetime
@@ -120,3 +120,8 @@ def retry_after(value: str | None) -> float:
     if at.tzinfo is None:
         at = at.replace(tzinfo=UTC)
     return max((at - datetime.now(UTC)).total_seconds(), 0.0)
+
+
+def codes(found: Iterable[str]) -> tuple[str, ...]:
+    """Discount codes as Encore keeps them: lower-cased (codes match in any case on both platforms), sorted."""
+    return tuple(sorted({c.strip().lower() for c in found if c.strip()}))

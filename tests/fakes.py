@@ -29,15 +29,21 @@ class FakeStorePlatform:
         self.profile = profile or ShopProfile(name="Fake Store", currency="USD", timezone="UTC", locale="en")
         self.discounts: dict[str, FakeDiscount] = {}  # by the code, lower-cased
         self.calls: list[str] = []
+        self.collections: dict[str, frozenset[str]] = {}  # product id -> collection handles
         self._ids = itertools.count(1)
 
     def shop_profile(self) -> ShopProfile:
         self.calls.append("shop_profile")
         return self.profile
 
+    def product_collections(self, product_ids: list[str]) -> dict[str, frozenset[str]]:
+        self.calls.append("product_collections")
+        return {p: self.collections.get(p, frozenset()) for p in product_ids}
+
     def create_discount(self, request: DiscountRequest) -> str:
         self.calls.append("create_discount")
-        if (request.percent_off is None) == (request.amount_off is None):
+        free_shipping_only = request.free_shipping and request.percent_off is None and request.amount_off is None
+        if not free_shipping_only and (request.percent_off is None) == (request.amount_off is None):
             raise ValueError("a discount takes exactly one of percent_off and amount_off")
         key = request.code.lower()
         held = self.discounts.get(key)

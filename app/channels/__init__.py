@@ -13,6 +13,7 @@ from urllib.parse import urlsplit
 from app.channels.email import EmailConfig, Security, SmtpEmailChannel
 from app.channels.outbox import OutboxChannel
 from app.channels.ratelimit import Limit, RateLimitedChannel, RateLimiter
+from app.channels.sink import SinkChannel
 from app.channels.sms import SmsConfig, TwilioSmsChannel
 from app.channels.webhook import SecretLookup, WebhookChannel
 from app.config import Settings
@@ -26,9 +27,12 @@ class ChannelNotConfigured(RuntimeError):
 
 
 def email_channel(settings: Settings, limiter: RateLimiter) -> Channel:
-    """SMTP when ENCORE_SMTP_HOST is set; otherwise, in development, the local outbox (refused in production,
+    """A journal sink when ENCORE_EMAIL_SINK is set (load tests); SMTP when ENCORE_SMTP_HOST is set; otherwise,
+    in development, the local outbox (refused in production,
     where captured mail would silently never reach anyone)."""
     limit = Limit(settings.email_rate_per_s, settings.email_burst)
+    if settings.email_sink:
+        return SinkChannel(settings.email_sink)
     if not settings.smtp_host:
         if not settings.development:
             raise ChannelNotConfigured("ENCORE_SMTP_HOST must be set to send email when ENCORE_ENV is production")

@@ -42,6 +42,10 @@ class OutboxChannel:
         self.directory = Path(directory)
         self.require_https_unsubscribe = require_https_unsubscribe
 
+    def delivered(self, message: OutboundMessage) -> bool:
+        """Whether this message (by shop and key) was captured: the dispatcher asks after a crash."""
+        return (self.directory / f"{outbox_id(message)}.eml").exists()
+
     def send(self, message: OutboundMessage) -> SendResult:
         ident = outbox_id(message)
         path = self.directory / f"{ident}.eml"

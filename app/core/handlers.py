@@ -6,6 +6,7 @@ from dataclasses import replace
 from datetime import UTC
 
 from app.core import commands as c
+from app.core.enrollment import react
 from app.core.events import (
     AppUninstalled,
     CheckoutUpdated,
@@ -25,6 +26,13 @@ class OrderNotYetKnown(Exception):
 
 def _record(uow: UnitOfWork, events: list[DomainEvent]) -> list[DomainEvent]:
     return [e for e in events if uow.events.record(e)]
+
+
+def _commit(uow: UnitOfWork, new: list[DomainEvent], clock: Clock) -> None:
+    """Journeys react to the new events (enrollments, exits, attribution) in the same transaction: the order
+    and what it set in motion are committed together, or neither is."""
+    react(uow, new, clock.now())
+    uow.commit()
 
 
 def _observe_customer(uow: UnitOfWork, shop_id: int, incoming: CustomerRecord) -> list[DomainEvent]:
@@ -48,7 +56,7 @@ def observe_order(cmd: c.ObserveOrder, uow: UnitOfWork, clock: Clock) -> list[Do
             order = replace(order, email=None)
         uow.orders.save(cmd.shop_id, merge_order(uow.orders.get(cmd.shop_id, order.external_id), order))
         new += _record(uow, list(order_events(cmd.shop_id, order)))
-        uow.commit()
+        _commit(uow, new, clock)
     return new
 
 
@@ -118,7 +126,7 @@ def observe_fulfillment(cmd: c.ObserveFulfillment, uow: UnitOfWork, clock: Clock
             raise OrderNotYetKnown(cmd.order_id)
         uow.orders.save(cmd.shop_id, merge_order(current, replace(current, fulfillments=(cmd.fulfillment,))))
         new = _record(uow, list(fulfillment_events(cmd.shop_id, cmd.order_id, current.customer_id, cmd.fulfillment)))
-        uow.commit()
+        _commit(uow, new, clock)
     return new
 
 
@@ -130,14 +138,14 @@ def observe_refund(cmd: c.ObserveRefund, uow: UnitOfWork, clock: Clock) -> list[
         uow.orders.save(cmd.shop_id, merge_order(current, replace(current, refunds=(cmd.refund,))))
         events = refund_events(cmd.shop_id, cmd.order_id, current.customer_id, current.currency, cmd.refund)
         new = _record(uow, list(events))
-        uow.commit()
+        _commit(uow, new, clock)
     return new
 
 
 def observe_customer(cmd: c.ObserveCustomer, uow: UnitOfWork, clock: Clock) -> list[DomainEvent]:
     with uow:
         new = _observe_customer(uow, cmd.shop_id, cmd.customer)
-        uow.commit()
+        _commit(uow, new, clock)
     return new
 
 
@@ -150,7 +158,7 @@ def observe_checkout(cmd: c.ObserveCheckout, uow: UnitOfWork, clock: Clock) -> l
             cmd.shop_id, checkout.updated_at, checkout.external_id, checkout.customer_id, checkout.completed_at is not None
         )
         new += _record(uow, [event])
-        uow.commit()
+        _commit(uow, new, clock)
     return new
 
 
@@ -174,6 +182,7 @@ def redact_customer(cmd: c.RedactCustomer, uow: UnitOfWork, clock: Clock) -> lis
         uow.customers.save(cmd.shop_id, redact(current or CustomerRecord(cmd.customer_id, now)))
         uow.orders.forget_email(cmd.shop_id, cmd.customer_id, cmd.order_ids)
         uow.checkouts.forget_customer(cmd.shop_id, cmd.customer_id)
+        uow.journeys.forget_customer(cmd.shop_id, cmd.customer_id, now)
         new = _record(uow, [CustomerRedacted(cmd.shop_id, now, cmd.customer_id)])
         uow.commit()
     return new

@@ -44,6 +44,7 @@ class Condition:
     min_total: Decimal | None = None
     max_total: Decimal | None = None
     any_product: frozenset[str] = frozenset()  # bought one of these in the triggering order
+    any_collection: frozenset[str] = frozenset()  # bought from one of these collections (or categories)
     any_segment: frozenset[str] = frozenset()
     any_tier: frozenset[str] = frozenset()
 
@@ -55,6 +56,7 @@ class Facts:
     orders_before: int = 0
     order_total: Decimal | None = None
     products: frozenset[str] = frozenset()
+    collections: frozenset[str] = frozenset()
     segments: frozenset[str] = frozenset()
     tier: str | None = None
 
@@ -69,6 +71,8 @@ def holds(condition: Condition | None, facts: Facts) -> bool:
     if condition.max_total is not None and (facts.order_total is None or facts.order_total > condition.max_total):
         return False
     if condition.any_product and not condition.any_product & facts.products:
+        return False
+    if condition.any_collection and not condition.any_collection & facts.collections:
         return False
     if condition.any_segment and not condition.any_segment & facts.segments:
         return False
@@ -87,6 +91,7 @@ class Step:
     channel: Channel = Channel.PREFERRED
     incentive: Incentive | None = None
     send_at: time | None = None  # the local time of day to send at, on or after the due moment
+    latest: timedelta | None = None  # not sent within this long after it was first due: skipped as too late
 
 
 @dataclass(frozen=True)
@@ -153,8 +158,103 @@ def resume(step: Step, event_at: datetime, tz: str | None) -> datetime:
     return at_local_time(event_at + step.delay, step.send_at, tz)
 
 
+def resume_from(journey: Journey, step_key: str, event_at: datetime, tz: str | None) -> list[tuple[str, datetime]]:
+    """The awaited event happened: when the step that waited for it is due, and each step after it up to the
+    next one that waits (counted from the step before it)."""
+    keys = [s.key for s in journey.steps]
+    start = keys.index(step_key)
+    due: list[tuple[str, datetime]] = []
+    previous = event_at
+    for i, step in enumerate(journey.steps[start:]):
+        if i and step.wait_for is not None:
+            break
+        previous = at_local_time(previous + step.delay, step.send_at, tz)
+        due.append((step.key, previous))
+    return due
+
+
 def exits(journey: Journey, event_type: str) -> bool:
     return event_type in journey.exits
+
+
+# --- journeys as plain data (a version's stored definition) ---------------------------------------------------
+
+
+def _td(value: timedelta | None) -> int | None:
+    return None if value is None else int(value.total_seconds())
+
+
+def _secs(value: object) -> timedelta | None:
+    return None if value is None else timedelta(seconds=int(str(value)))
+
+
+def to_data(journey: Journey) -> dict[str, object]:
+    """A journey as JSON-ready data; `from_data` reads it back equal."""
+    def condition(c: Condition | None) -> dict[str, object] | None:
+        if c is None:
+            return None
+        return {"first_order": c.first_order, "min_total": None if c.min_total is None else str(c.min_total),
+                "max_total": None if c.max_total is None else str(c.max_total),
+                "any_product": sorted(c.any_product), "any_collection": sorted(c.any_collection),
+                "any_segment": sorted(c.any_segment), "any_tier": sorted(c.any_tier)}
+
+    def incentive(i: Incentive | None) -> dict[str, object] | None:
+        return None if i is None else {"kind": i.kind, "value": str(i.value), "expires_after": _td(i.expires_after)}
+
+    return {
+        "key": journey.key, "version": journey.version, "trigger": journey.trigger, "category": journey.category.value,
+        "exits": sorted(journey.exits), "holdout_percent": journey.holdout_percent,
+        "attribution": _td(journey.attribution), "max_event_age": _td(journey.max_event_age),
+        "priority": journey.priority,
+        "steps": [{
+            "key": s.key, "template": s.template, "delay": _td(s.delay), "after": s.after, "wait_for": s.wait_for,
+            "wait_timeout": _td(s.wait_timeout), "condition": condition(s.condition), "channel": s.channel.value,
+            "incentive": incentive(s.incentive), "send_at": None if s.send_at is None else s.send_at.isoformat(),
+            "latest": _td(s.latest),
+        } for s in journey.steps],
+    }
+
+
+def from_data(data: dict[str, object]) -> Journey:
+    """Raises KeyError, ValueError or TypeError for data that is not a journey."""
+    def condition(c: object) -> Condition | None:
+        if not isinstance(c, dict):
+            return None
+        return Condition(
+            first_order=c.get("first_order"),
+            min_total=None if c.get("min_total") in (None, "") else Decimal(str(c["min_total"])),
+            max_total=None if c.get("max_total") in (None, "") else Decimal(str(c["max_total"])),
+            any_product=frozenset(map(str, c.get("any_product") or ())),
+            any_collection=frozenset(map(str, c.get("any_collection") or ())),
+            any_segment=frozenset(map(str, c.get("any_segment") or ())),
+            any_tier=frozenset(map(str, c.get("any_tier") or ())))
+
+    def incentive(i: object) -> Incentive | None:
+        if not isinstance(i, dict):
+            return None
+        if i["kind"] not in ("percent", "amount", "free_shipping"):
+            raise ValueError(f"unknown incentive kind {i['kind']!r}")
+        return Incentive(str(i["kind"]), Decimal(str(i.get("value") or "0")),
+                         _secs(i.get("expires_after")) or timedelta(days=30))
+
+    steps = data["steps"]
+    if not isinstance(steps, list) or not steps:
+        raise ValueError("a journey needs at least one step")
+    return Journey(
+        key=str(data["key"]), version=int(str(data["version"])), trigger=str(data["trigger"]),
+        category=Category(str(data["category"])), exits=frozenset(map(str, data.get("exits") or ())),  # type: ignore[call-overload]
+        holdout_percent=int(str(data.get("holdout_percent") or 0)),
+        attribution=_secs(data.get("attribution")) or timedelta(days=7),
+        max_event_age=_secs(data.get("max_event_age")) or timedelta(days=2),
+        priority=int(str(data.get("priority") or 50)),
+        steps=tuple(Step(
+            key=str(s["key"]), template=str(s["template"]), delay=_secs(s.get("delay")) or timedelta(0),
+            after=str(s.get("after") or "trigger"), wait_for=s.get("wait_for"),
+            wait_timeout=_secs(s.get("wait_timeout")), condition=condition(s.get("condition")),
+            channel=Channel(str(s.get("channel") or "preferred")), incentive=incentive(s.get("incentive")),
+            send_at=None if not s.get("send_at") else time.fromisoformat(str(s["send_at"])),
+            latest=_secs(s.get("latest"))) for s in steps),
+    )
 
 
 def _zone(tz: str | None) -> ZoneInfo:
@@ -190,6 +290,7 @@ class Contact:
     unsubscribed: bool = False  # from all marketing, through the preference center or a one-click link
     preferred: Channel = Channel.EMAIL
     timezone: str | None = None
+    frequency: str = "normal"  # normal | weekly | monthly: the customer's own cap, on top of the shop's
 
 
 @dataclass(frozen=True)
@@ -269,7 +370,7 @@ def check(category: Category, wanted: Channel, contact: Contact, policy: Policy,
         if quiet_until is not None:
             return Defer(quiet_until, "quiet hours")
     if category is Category.MARKETING:
-        free_at = _cap_frees_at(now, policy, sorted(sent_marketing))
+        free_at = _cap_frees_at(now, policy, sorted(sent_marketing), contact.frequency)
         if free_at is not None:
             if policy.over_cap == "skip" or free_at - first_due > policy.max_defer:
                 return Skip("frequency cap")
@@ -280,10 +381,18 @@ def check(category: Category, wanted: Channel, contact: Contact, policy: Policy,
     return Send(channel)
 
 
-def _cap_frees_at(now: datetime, policy: Policy, sent: list[datetime]) -> datetime | None:
-    """When one more marketing message fits both windows again, or None if it fits now."""
+def _cap_frees_at(now: datetime, policy: Policy, sent: list[datetime], frequency: str = "normal") -> datetime | None:
+    """When one more marketing message fits every window again (the shop's day and week, and the customer's own
+    week or month if they chose one), or None if it fits now."""
+    windows = [(policy.per_day, timedelta(days=1)), (policy.per_week, timedelta(days=7))]
+    if frequency == "weekly":
+        windows.append((1, timedelta(days=7)))
+    elif frequency == "monthly":
+        windows.append((1, timedelta(days=30)))
     waits = []
-    for limit, window in ((policy.per_day, timedelta(days=1)), (policy.per_week, timedelta(days=7))):
+    for limit, window in windows:
+        if limit <= 0:
+            return now + window  # no marketing at all in this window
         inside = [t for t in sent if now - window < t <= now]
         if len(inside) >= limit:
             waits.append(inside[len(inside) - limit] + window)  # the oldest one that must leave the window

@@ -125,6 +125,7 @@ class OrderRecord:
     processed_at: datetime | None = None
     cancelled_at: datetime | None = None
     lines: tuple[OrderLine, ...] = ()
+    discount_codes: tuple[str, ...] = ()  # the codes the order used, lower-cased (WooCommerce stores them so)
     fulfillments: tuple[Fulfillment, ...] = field(default=())
     refunds: tuple[Refund, ...] = field(default=())
 

@@ -4,11 +4,12 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta
 from decimal import Decimal
 from typing import Any, Literal, Protocol
 
 from app.core.events import DomainEvent
+from app.core.journeys import Journey
 from app.core.model import CheckoutRecord, CustomerRecord, OrderRecord
 
 
@@ -67,6 +68,86 @@ class ExportRepository(Protocol):
     def add(self, shop_id: int, request_id: str, customer_id: str, content: dict[str, Any]) -> None: ...
 
 
+@dataclass(frozen=True)
+class LiveJourney:
+    """A switched-on journey and its live version."""
+
+    journey_id: int
+    version_id: int
+    journey: Journey
+
+
+@dataclass(frozen=True)
+class NewEnrollment:
+    journey_id: int
+    version_id: int
+    key: str
+    trigger_type: str
+    trigger_key: str
+    trigger_at: datetime
+    customer_id: str | None
+    email: str | None
+    order_id: str | None
+    checkout_id: str | None
+    facts: dict[str, Any]
+    holdout: bool
+    created_at: datetime
+
+
+@dataclass(frozen=True)
+class NewMessage:
+    step: str
+    key: str  # unique per shop: the enrollment's key and the step's
+    category: str
+    priority: int
+    channel: str
+    status: str  # pending | waiting | held_out
+    due_at: datetime | None
+    latest_at: datetime | None
+    waiting_for: str | None
+    deadline: datetime | None
+    customer_id: str | None
+    created_at: datetime
+
+
+@dataclass(frozen=True)
+class AttributionCandidate:
+    message_id: int
+    journey_id: int
+    via: str  # code | click
+    at: datetime  # when the message was sent (code) or clicked (click)
+    window: timedelta  # the journey's attribution window
+    code: str | None = None
+
+
+class JourneyRepository(Protocol):
+    def live(self, shop_id: int) -> list[LiveJourney]: ...
+    def email_of(self, shop_id: int, event: DomainEvent) -> str | None:
+        """The address an event's order or checkout was placed with (guests have no customer id)."""
+        ...
+    def timezone_of(self, shop_id: int, customer_id: str | None) -> str | None: ...
+    def facts_of(self, shop_id: int, customer_id: str | None, order_id: str | None, checkout_id: str | None
+                 ) -> dict[str, Any]: ...
+    def enroll(self, shop_id: int, enrollment: NewEnrollment, messages: list[NewMessage]) -> bool:
+        """Store the enrollment and its messages unless its key is there already; True when new."""
+        ...
+    def exit(self, shop_id: int, who: Any, event_type: str, reason: str, occurred_at: datetime, now: datetime
+             ) -> int:
+        """End the active enrollments `who` concerns whose journey exits on `event_type` and that began before
+        it; their unsent messages are cancelled. Returns how many ended."""
+        ...
+    def resume(self, shop_id: int, order_id: str, event_type: str, occurred_at: datetime, now: datetime) -> int:
+        """Steps of that order's enrollments waiting for `event_type` become due."""
+        ...
+    def attribution_candidates(self, shop_id: int, order_id: str, customer_id: str | None, since: datetime
+                               ) -> tuple[frozenset[str], list[AttributionCandidate]]: ...
+    def attribute(self, shop_id: int, order_id: str, chosen: AttributionCandidate, revenue: Decimal, currency: str,
+                  at: datetime) -> bool: ...
+    def forget_customer(self, shop_id: int, customer_id: str, now: datetime) -> None:
+        """Erasure: the customer's enrollments end and nothing more is sent to them."""
+        ...
+
+
 class UnitOfWork(Protocol):
     orders: OrderRepository
     customers: CustomerRepository
@@ -74,6 +155,7 @@ class UnitOfWork(Protocol):
     events: EventLog
     shops: ShopRepository
     exports: ExportRepository
+    journeys: JourneyRepository
 
     def __enter__(self) -> UnitOfWork: ...
     def __exit__(self, *exc: object) -> None: ...
@@ -91,6 +173,8 @@ class DiscountRequest:
     customer_id: str | None = None
     usage_limit: int = 1
     ends_at: datetime | None = None
+    free_shipping: bool = False  # the code also (or only, with neither amount) takes off the shipping
+    email: str | None = None  # the customer's address: where a store restricts codes by address (WooCommerce)
 
 
 @dataclass(frozen=True)
@@ -108,6 +192,11 @@ class StorePlatform(Protocol):
 
     def create_discount(self, request: DiscountRequest) -> str:
         """Write a discount code into the store; the same code twice is no error. Returns its store id."""
+        ...
+
+    def product_collections(self, product_ids: list[str]) -> dict[str, frozenset[str]]:
+        """The collections (Shopify handles) or categories (WooCommerce slugs) each product is in, for the
+        journeys' `Condition.any_collection`; every id asked is answered (empty for a product the store lacks)."""
         ...
 
 

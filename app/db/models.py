@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
 from decimal import Decimal
 from typing import Any
 
 from sqlalchemy import (
     JSON,
     BigInteger,
+    Date,
     DateTime,
     ForeignKey,
     Index,
@@ -86,6 +87,8 @@ class Shop(Base):
     delivered_after_days: Mapped[int | None]  # no carrier data: count an order delivered N days after completion
     webhooks_health: Mapped[dict[str, Any] | None]  # WooCommerce: each topic's webhook as last checked
     webhooks_checked_at: Mapped[datetime | None]
+    messaging: Mapped[dict[str, Any] | None]  # sender, support address, frequency cap and quiet hours (app.journeys)
+    date_rules_at: Mapped[datetime | None]  # when birthdays, anniversaries, run-outs and win-backs were last looked for
     installed_at: Mapped[datetime | None]
     uninstalled_at: Mapped[datetime | None]
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
@@ -111,6 +114,8 @@ class Customer(Base):
     accepts_sms_marketing: Mapped[bool] = mapped_column(default=False)
     consent_updated_at: Mapped[datetime | None]
     preferred_channel: Mapped[str] = mapped_column(String(16), default="email")
+    birthday: Mapped[date | None] = mapped_column(Date)  # given by the customer in the preference center
+    timezone: Mapped[str | None] = mapped_column(String(64))  # IANA; the shop's when unknown
     redacted_at: Mapped[datetime | None]
     external_updated_at: Mapped[datetime]
 
@@ -127,7 +132,8 @@ class Product(Base):
 
 class Order(Base):
     __tablename__ = "orders"
-    __table_args__ = (UniqueConstraint("shop_id", "external_id"), Index(None, "shop_id", "created_at"))
+    __table_args__ = (UniqueConstraint("shop_id", "external_id"), Index(None, "shop_id", "created_at"),
+                      Index("ix_orders_customer", "shop_id", "customer_external_id", "created_at"))
 
     id: Mapped[int] = mapped_column(Id, primary_key=True)
     shop_id: Mapped[int] = mapped_column(ForeignKey("shops.id", ondelete="CASCADE"))
@@ -147,6 +153,7 @@ class Order(Base):
     created_at: Mapped[datetime]
     processed_at: Mapped[datetime | None]
     cancelled_at: Mapped[datetime | None]
+    discount_codes: Mapped[str | None] = mapped_column(Text)  # the codes used, lower-cased, comma-separated
     external_updated_at: Mapped[datetime]
 
 
@@ -307,4 +314,180 @@ class HistoryImport(Base):
     error: Mapped[str | None] = mapped_column(Text)
 
 
-SHOP_TABLES = [HistoryImport, DataExport, EventRow, InboxRow, Checkout, Refund, Fulfillment, OrderLine, Order, Product, Customer]
+class JourneyRow(Base):
+    """A journey a shop has (from the default library or its own), switched on or off; what it does is in its
+    versions, and `version` is the live one."""
+
+    __tablename__ = "journeys"
+    __table_args__ = (UniqueConstraint("shop_id", "key"),)
+
+    id: Mapped[int] = mapped_column(Id, primary_key=True)
+    shop_id: Mapped[int] = mapped_column(ForeignKey("shops.id", ondelete="CASCADE"))
+    key: Mapped[str] = mapped_column(String(64))
+    enabled: Mapped[bool] = mapped_column(default=False)
+    version: Mapped[int] = mapped_column(default=1)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class JourneyVersion(Base):
+    """A journey as it was saved once: never changed afterwards, so an enrollment keeps what it was promised."""
+
+    __tablename__ = "journey_versions"
+    __table_args__ = (UniqueConstraint("journey_id", "version"),)
+
+    id: Mapped[int] = mapped_column(Id, primary_key=True)
+    shop_id: Mapped[int] = mapped_column(ForeignKey("shops.id", ondelete="CASCADE"))
+    journey_id: Mapped[int] = mapped_column(ForeignKey("journeys.id", ondelete="CASCADE"))
+    version: Mapped[int]
+    definition: Mapped[dict[str, Any]]  # app.core.journeys.Journey as plain data
+    templates: Mapped[dict[str, Any]]  # step key -> {subject, html, text, sms}
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class Enrollment(Base):
+    """One customer in one journey because of one event (or date rule): unique per journey and trigger."""
+
+    __tablename__ = "enrollments"
+    __table_args__ = (
+        UniqueConstraint("shop_id", "key"),
+        Index("ix_enrollments_customer", "shop_id", "customer_external_id"),
+        Index("ix_enrollments_order", "shop_id", "order_external_id"),
+        Index("ix_enrollments_journey", "shop_id", "journey_id", "created_at"),
+    )
+
+    id: Mapped[int] = mapped_column(Id, primary_key=True)
+    shop_id: Mapped[int] = mapped_column(ForeignKey("shops.id", ondelete="CASCADE"))
+    journey_id: Mapped[int] = mapped_column(ForeignKey("journeys.id", ondelete="CASCADE"))
+    version_id: Mapped[int] = mapped_column(ForeignKey("journey_versions.id", ondelete="CASCADE"))
+    key: Mapped[str] = mapped_column(String(255))
+    trigger_type: Mapped[str] = mapped_column(String(64))
+    trigger_key: Mapped[str] = mapped_column(String(255))
+    trigger_at: Mapped[datetime]
+    customer_external_id: Mapped[str | None] = mapped_column(String(64))
+    email: Mapped[str | None] = mapped_column(String(320))
+    order_external_id: Mapped[str | None] = mapped_column(String(64))
+    checkout_external_id: Mapped[str | None] = mapped_column(String(64))
+    facts: Mapped[dict[str, Any]]  # what the step conditions are checked against
+    holdout: Mapped[bool] = mapped_column(default=False)
+    status: Mapped[str] = mapped_column(String(16), default="active")  # active/exited/completed
+    exit_reason: Mapped[str | None] = mapped_column(String(64))
+    exited_at: Mapped[datetime | None]
+    created_at: Mapped[datetime]
+
+
+class Message(Base):
+    """One scheduled message of one enrollment's step: the dispatcher's outbox, unique per enrollment and step.
+
+    waiting (for an event) -> pending (due at due_at) -> claimed (a dispatcher holds it until lease_until)
+    -> sending (only for channels that cannot confirm a delivery later) -> sent | skipped | failed | parked
+    | cancelled (the enrollment exited); held_out: a holdout enrollment's step, never sent."""
+
+    __tablename__ = "messages"
+    __table_args__ = (
+        UniqueConstraint("shop_id", "key"),
+        Index("ix_messages_due", "status", "due_at"),
+        Index("ix_messages_customer", "shop_id", "customer_external_id", "sent_at"),
+        Index("ix_messages_enrollment", "enrollment_id"),
+        Index("ix_messages_journey", "shop_id", "journey_id", "status"),
+        Index("ix_messages_code", "shop_id", "code"),
+    )
+
+    id: Mapped[int] = mapped_column(Id, primary_key=True)
+    shop_id: Mapped[int] = mapped_column(ForeignKey("shops.id", ondelete="CASCADE"))
+    enrollment_id: Mapped[int] = mapped_column(ForeignKey("enrollments.id", ondelete="CASCADE"))
+    journey_id: Mapped[int] = mapped_column(ForeignKey("journeys.id", ondelete="CASCADE"))
+    step: Mapped[str] = mapped_column(String(64))
+    key: Mapped[str] = mapped_column(String(255))
+    customer_external_id: Mapped[str | None] = mapped_column(String(64))
+    category: Mapped[str] = mapped_column(String(16))
+    priority: Mapped[int] = mapped_column(default=50)
+    channel: Mapped[str] = mapped_column(String(16))  # as the step asks: email/sms/webhook/preferred
+    status: Mapped[str] = mapped_column(String(16))
+    due_at: Mapped[datetime | None]
+    first_due_at: Mapped[datetime | None]
+    latest_at: Mapped[datetime | None]  # not sent by then: skipped as too late
+    waiting_for: Mapped[str | None] = mapped_column(String(64))
+    deadline: Mapped[datetime | None]  # the awaited event did not come by then: skipped
+    attempts: Mapped[int] = mapped_column(default=0)
+    lease_until: Mapped[datetime | None]
+    deferred: Mapped[str | None] = mapped_column(String(64))  # why it was last put off (quiet hours, cap)
+    sent_at: Mapped[datetime | None]
+    sent_channel: Mapped[str | None] = mapped_column(String(16))
+    recipient: Mapped[str | None] = mapped_column(String(320))
+    provider_id: Mapped[str | None] = mapped_column(String(255))
+    code: Mapped[str | None] = mapped_column(String(64))  # the personal discount code it carried
+    reason: Mapped[str | None] = mapped_column(String(255))  # why it was skipped, failed or parked
+    error: Mapped[str | None] = mapped_column(Text)
+    opened_at: Mapped[datetime | None]
+    clicked_at: Mapped[datetime | None]
+    created_at: Mapped[datetime]
+
+
+class MessageClick(Base):
+    __tablename__ = "message_clicks"
+    __table_args__ = (Index("ix_message_clicks_customer", "shop_id", "customer_external_id", "at"),
+                      Index("ix_message_clicks_message", "message_id"))
+
+    id: Mapped[int] = mapped_column(Id, primary_key=True)
+    shop_id: Mapped[int] = mapped_column(ForeignKey("shops.id", ondelete="CASCADE"))
+    message_id: Mapped[int] = mapped_column(ForeignKey("messages.id", ondelete="CASCADE"))
+    customer_external_id: Mapped[str | None] = mapped_column(String(64))
+    url: Mapped[str] = mapped_column(Text)
+    at: Mapped[datetime]
+
+
+class Attribution(Base):
+    """An order Encore's messages earned: by the message's own code, or by a click within the journey's window."""
+
+    __tablename__ = "attributions"
+    __table_args__ = (UniqueConstraint("shop_id", "order_external_id"), Index("ix_attributions_journey", "shop_id", "journey_id"))
+
+    id: Mapped[int] = mapped_column(Id, primary_key=True)
+    shop_id: Mapped[int] = mapped_column(ForeignKey("shops.id", ondelete="CASCADE"))
+    order_external_id: Mapped[str] = mapped_column(String(64))
+    message_id: Mapped[int] = mapped_column(ForeignKey("messages.id", ondelete="CASCADE"))
+    journey_id: Mapped[int] = mapped_column(ForeignKey("journeys.id", ondelete="CASCADE"))
+    via: Mapped[str] = mapped_column(String(8))  # code | click
+    revenue: Mapped[Decimal]
+    currency: Mapped[str] = mapped_column(String(3))
+    at: Mapped[datetime]
+
+
+class ContactPreference(Base):
+    """What a customer chose in the preference center (or by one-click unsubscribe or STOP)."""
+
+    __tablename__ = "contact_preferences"
+    __table_args__ = (UniqueConstraint("shop_id", "customer_external_id"),)
+
+    id: Mapped[int] = mapped_column(Id, primary_key=True)
+    shop_id: Mapped[int] = mapped_column(ForeignKey("shops.id", ondelete="CASCADE"))
+    customer_external_id: Mapped[str] = mapped_column(String(64))
+    email: Mapped[bool] = mapped_column(default=True)  # marketing by email
+    sms: Mapped[bool] = mapped_column(default=True)  # marketing by SMS
+    frequency: Mapped[str] = mapped_column(String(16), default="normal")  # normal | weekly | monthly
+    unsubscribed_at: Mapped[datetime | None]  # from all marketing
+    updated_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class SurveyResponse(Base):
+    """A customer's answer to the satisfaction survey a message linked to: one per message (answering again
+    changes the answer)."""
+
+    __tablename__ = "survey_responses"
+    __table_args__ = (UniqueConstraint("shop_id", "message_id"), Index("ix_survey_responses_shop", "shop_id", "created_at"))
+
+    id: Mapped[int] = mapped_column(Id, primary_key=True)
+    shop_id: Mapped[int] = mapped_column(ForeignKey("shops.id", ondelete="CASCADE"))
+    message_id: Mapped[int] = mapped_column(ForeignKey("messages.id", ondelete="CASCADE"))
+    customer_external_id: Mapped[str | None] = mapped_column(String(64))
+    order_external_id: Mapped[str | None] = mapped_column(String(64))
+    score: Mapped[int]  # 1-5
+    comment: Mapped[str | None] = mapped_column(Text)
+    created_at: Mapped[datetime]
+    updated_at: Mapped[datetime]
+
+
+SHOP_TABLES = [SurveyResponse, ContactPreference, Attribution, MessageClick, Message, Enrollment, JourneyVersion,
+               JourneyRow, HistoryImport, DataExport, EventRow, InboxRow, Checkout, Refund, Fulfillment, OrderLine,
+               Order, Product, Customer]

@@ -66,7 +66,11 @@ def _order_values(shop_id: int, o: m.OrderRecord) -> dict[str, Any]:
             "total_tax": o.total_tax, "total_shipping": o.total_shipping, "total_discounts": o.total_discounts,
             "refunded_amount": o.refunded_amount, "payment_status": o.payment.value, "status": o.status.value,
             "created_at": o.created_at, "processed_at": o.processed_at, "cancelled_at": o.cancelled_at,
-            "external_updated_at": o.updated_at}
+            "discount_codes": _codes(o.discount_codes), "external_updated_at": o.updated_at}
+
+
+def _codes(codes: tuple[str, ...]) -> str | None:
+    return ",".join(sorted({c.strip().lower() for c in codes if c.strip()})) or None
 
 
 def _line_values(shop_id: int, order_id: int, x: m.OrderLine) -> dict[str, Any]:
@@ -119,6 +123,7 @@ class Orders:
             customer_id=row.customer_external_id, email=row.email, total_tax=row.total_tax,
             total_shipping=row.total_shipping, total_discounts=row.total_discounts,
             payment=m.PaymentStatus(row.payment_status), processed_at=row.processed_at, cancelled_at=row.cancelled_at,
+            discount_codes=tuple(row.discount_codes.split(",")) if row.discount_codes else (),
             lines=tuple(sorted((m.OrderLine(
                 external_id=x.external_id, title=x.title, quantity=x.quantity, price=x.price,
                 total_discount=x.total_discount, product_id=x.product_external_id, variant_id=x.variant_external_id,
@@ -205,7 +210,7 @@ class Orders:
         row.total_tax, row.total_shipping, row.total_discounts = order.total_tax, order.total_shipping, order.total_discounts
         row.refunded_amount, row.payment_status, row.status = order.refunded_amount, order.payment.value, order.status.value
         row.created_at, row.processed_at, row.cancelled_at = order.created_at, order.processed_at, order.cancelled_at
-        row.external_updated_at = order.updated_at
+        row.discount_codes, row.external_updated_at = _codes(order.discount_codes), order.updated_at
         self.s.flush()
         self.s.execute(delete(t.OrderLine).where(t.OrderLine.shop_id == shop_id, t.OrderLine.order_id == row.id))
         self.s.add_all(t.OrderLine(

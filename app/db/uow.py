@@ -8,6 +8,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from app.core import ports
 from app.db import repositories as r
+from app.db.journeys import Journeys
 
 
 class SqlUnitOfWork:
@@ -17,6 +18,7 @@ class SqlUnitOfWork:
     events: ports.EventLog
     shops: ports.ShopRepository
     exports: ports.ExportRepository
+    journeys: ports.JourneyRepository
 
     def __init__(self, sessions: sessionmaker[Session], on_commit: Callable[[Session], None] | None = None,
                  on_begin: Callable[[Session], None] | None = None) -> None:
@@ -34,6 +36,7 @@ class SqlUnitOfWork:
         self.events = r.Events(s)
         self.shops = r.Shops(s)
         self.exports = r.Exports(s)
+        self.journeys = Journeys(s)
         return self
 
     def __exit__(self, *exc: object) -> None:

@@ -1,10 +1,10 @@
 """A Shopify store simulator over real HTTP.
 
 It answers OAuth (authorize redirect, authorization code, token exchange, refresh with rotating refresh
-tokens), serves the Admin GraphQL calls Encore makes (shop profile, discount codes, which it records),
-frames Encore in a stand-in admin with a stand-in App Bridge that mints real session tokens, and places
-orders by sending webhooks signed exactly as Shopify signs them. Faults can be injected: THROTTLED
-answers, 429s and 5xx.
+tokens), serves the Admin GraphQL calls Encore makes (shop profile, discount codes, which it records,
+products' collections), frames Encore in a stand-in admin with a stand-in App Bridge that mints real session
+tokens, and places orders by sending webhooks signed exactly as Shopify signs them. Faults can be injected:
+THROTTLED answers, 429s and 5xx.
 """
 
 from __future__ import annotations
@@ -88,6 +88,10 @@ class StoreState:
     history: int = 0  # orders generated on the fly before the stored ones (seed_history), for big imports
     files: dict[str, str] = field(default_factory=dict)  # bulk results written ahead (prerender), by kind
     discounts: dict[str, dict[str, Any]] = field(default_factory=dict)
+    # product id -> {title, collections (handles)}: what orders' line items name (900, 901) by default
+    products: dict[int, dict[str, Any]] = field(default_factory=lambda: {
+        900: {"title": "Cold brew concentrate", "collections": ["coffee", "subscriptions"]},
+        901: {"title": "Ceramic dripper", "collections": ["brewing-gear"]}})
     tokens: Tokens | None = None
     spent_refresh_tokens: set[str] = field(default_factory=set)
 
@@ -116,6 +120,14 @@ class ShopifySimulator(SimulatedServer):
     def add_store(self, domain: str, name: str = "Demo Store", **kw: Any) -> StoreState:
         with self._lock:
             return self.stores.setdefault(domain, StoreState(domain=domain, name=name, **kw))
+
+    def add_product(self, shop: str, product_id: int, title: str = "Product", *,
+                    collections: list[str] | tuple[str, ...] = ()) -> dict[str, Any]:
+        """A product in the store, in the collections with these handles (what `nodes(ids:)` reads back)."""
+        with self._lock:
+            product = {"title": title, "collections": list(collections)}
+            self.stores[shop].products[product_id] = product
+        return product
 
     def session_token(self, shop: str, *, ttl: int = 60, secret: str | None = None, **claims: Any) -> str:
         now = int(time.time())
@@ -433,8 +445,12 @@ class ShopifySimulator(SimulatedServer):
                 data = {"node": sim._bulk_status(store, variables["id"])}
             elif "nodes(" in query and "Refund" in query:
                 data = {"nodes": [sim._refund_node(store, gid) for gid in variables.get("ids", [])]}
+            elif "nodes(" in query and "collections" in query:
+                data = {"nodes": [sim._product_node(store, gid) for gid in variables.get("ids", [])]}
             elif "discountCodeBasicCreate" in query:
                 data = sim._create_discount(store, variables["discount"])
+            elif "discountCodeFreeShippingCreate" in query:
+                data = sim._create_discount(store, variables["discount"], field="discountCodeFreeShippingCreate")
             elif "codeDiscountNodeByCode" in query:
                 found = store.discounts.get(variables["code"].lower())
                 data = {"codeDiscountNodeByCode": {"id": found["id"]} if found else None}
@@ -536,15 +552,26 @@ class ShopifySimulator(SimulatedServer):
         return {"ordersCount": {"count": store.history + stored_orders, "precision": "EXACT"},
                 "customersCount": {"count": customers, "precision": "EXACT"}}
 
-    def _create_discount(self, store: StoreState, discount: dict[str, Any]) -> dict[str, Any]:
+    def _product_node(self, store: StoreState, gid: str) -> dict[str, Any] | None:
+        """A Product node with its collections' handles; null for an id the store does not have, as Shopify."""
+        prefix = "gid://shopify/Product/"
+        tail = gid[len(prefix):] if isinstance(gid, str) and gid.startswith(prefix) else ""
+        with self._lock:
+            product = store.products.get(int(tail)) if tail.isdigit() else None
+            if product is None:
+                return None
+            return {"id": gid, "collections": {"nodes": [{"handle": h} for h in product["collections"][:50]]}}
+
+    def _create_discount(self, store: StoreState, discount: dict[str, Any], field: str = "discountCodeBasicCreate"
+                         ) -> dict[str, Any]:
         code = str(discount["code"])
         with self._lock:
             if code.lower() in store.discounts:
-                return {"discountCodeBasicCreate": {"codeDiscountNode": None, "userErrors": [
+                return {field: {"codeDiscountNode": None, "userErrors": [
                     {"field": ["basicCodeDiscount", "code"], "code": "TAKEN", "message": "Code must be unique."}]}}
             node = f"gid://shopify/DiscountCodeNode/{next(self._ids)}"
             store.discounts[code.lower()] = {"id": node, **discount}
-        return {"discountCodeBasicCreate": {"codeDiscountNode": {"id": node}, "userErrors": []}}
+        return {field: {"codeDiscountNode": {"id": node}, "userErrors": []}}
 
 
 def _money(amount: Any) -> dict[str, Any]:
@@ -575,6 +602,7 @@ def _gql_order(o: dict[str, Any]) -> tuple[dict[str, Any], list[dict[str, Any]]]
         "displayFinancialStatus": str(o.get("financial_status") or "pending").upper(),
         "subtotalPriceSet": _money(o["subtotal_price"]), "totalPriceSet": _money(o["total_price"]),
         "totalTaxSet": _money(o["total_tax"]), "totalDiscountsSet": _money(o["total_discounts"]),
+        "discountCodes": [d["code"] for d in o.get("discount_codes") or []],
         "totalShippingPriceSet": _money(o["total_shipping_price_set"]["shop_money"]["amount"]),
         "customer": {"id": f"gid://shopify/Customer/{o['customer']['id']}"} if o.get("customer") else None,  # as asked
         "fulfillments": [{"id": f"gid://shopify/Fulfillment/{f['id']}", "status": str(f["status"]).upper(),

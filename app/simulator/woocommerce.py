@@ -2,7 +2,8 @@
 
 It answers the wc-auth key flow (the merchant "approves", the keys are POSTed to the callback and kept only if it
 answers exactly 200), the REST API Encore uses (/wp-json/wc/v3: orders, customers, coupons, coupons/batch,
-webhooks, system_status) and sends webhooks exactly as `WC_Webhook` does: the unsigned form ping first, then the
+webhooks, system_status, products with their categories), WordPress's public REST index (/wp-json/: the site's
+name and time zone) and sends webhooks exactly as `WC_Webhook` does: the unsigned form ping first, then the
 resource JSON signed with the webhook's secret, never retried, the webhook disabled after a run of failures.
 
 REST authentication follows `WC_REST_Authentication`: HTTP Basic with the consumer key and secret, or OAuth 1.0a
@@ -20,6 +21,7 @@ import hmac
 import itertools
 import json
 import math
+import re
 import secrets
 import threading
 import time
@@ -28,6 +30,7 @@ from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from typing import Any
 from urllib.parse import quote, urlencode
+from zoneinfo import ZoneInfo
 
 import requests
 from flask import Flask, Response, jsonify, redirect, request
@@ -116,8 +119,13 @@ class Sent:
 
 class WooCommerceSimulator(SimulatedServer):
     def __init__(self, *, name: str = "Demo Store", currency: str = "USD",
-                 require_https_callback: bool = False) -> None:
+                 require_https_callback: bool = False, timezone: str = "UTC", language: str = "en_US") -> None:
         self.name, self.currency, self.require_https_callback = name, currency, require_https_callback
+        self.timezone = timezone  # WordPress's timezone_string ("" when the site set a bare UTC offset)
+        self.gmt_offset: float | None = None  # that bare offset in hours, when set (then timezone is "")
+        self.language = language  # get_locale()
+        # product id -> product; orders' line items name 10, 11, ... (place_order)
+        self.products: dict[int, dict[str, Any]] = {}
         self.keys: dict[str, ApiKey] = {}  # consumer_key -> key
         self.deleted_keys: list[ApiKey] = []
         self.orders: dict[int, dict[str, Any]] = {}
@@ -133,6 +141,8 @@ class WooCommerceSimulator(SimulatedServer):
         self._lock = threading.RLock()
         super().__init__()
         self.app = self._build()
+        self.add_product("Mug", categories=["Kitchen"], product_id=10)
+        self.add_product("Beans", categories=["Coffee", "Subscriptions"], product_id=11)
 
     @property
     def home_url(self) -> str:
@@ -156,6 +166,30 @@ class WooCommerceSimulator(SimulatedServer):
             self.page_faults.setdefault(page, []).extend([status] * times)
 
     # --- store activity --------------------------------------------------------------------------------
+
+    def add_product(self, name: str, *, categories: list[str] | tuple[str, ...] = (), product_id: int | None = None,
+                    price: str = "10.00") -> dict[str, Any]:
+        """A simple product in these categories (names; slugs are made as WordPress makes them)."""
+        at = _now()
+        with self._lock:
+            pid = product_id if product_id is not None else next(self._ids)
+            product: dict[str, Any] = {
+                "id": pid, "name": name, "slug": _slug(name), "type": "simple", "status": "publish",
+                "date_created": _wc_time(at), "date_created_gmt": _wc_time(at), "date_modified": _wc_time(at),
+                "date_modified_gmt": _wc_time(at), "sku": f"SKU-{pid}", "price": price, "regular_price": price,
+                "categories": [{"id": 1000 + sum(map(ord, c)), "name": c, "slug": _slug(c)} for c in categories],
+                "tags": [],
+            }
+            self.products[pid] = product
+        return copy.deepcopy(product)
+
+    def utc_offset(self) -> float:
+        """WordPress's gmt_offset (hours): the manual one, else the zone's now."""
+        if self.gmt_offset is not None:
+            return self.gmt_offset
+        offset = datetime.now(ZoneInfo(self.timezone or "UTC")).utcoffset()
+        hours = (offset.total_seconds() if offset else 0.0) / 3600
+        return int(hours) if hours == int(hours) else hours
 
     def add_customer(self, email: str, first_name: str = "Ann", last_name: str = "Lee", phone: str = "",
                      *, at: datetime | None = None) -> dict[str, Any]:
@@ -517,11 +551,39 @@ class WooCommerceSimulator(SimulatedServer):
         def index() -> Response:  # answered by the gate
             return jsonify(namespace="wc/v3")
 
+        @app.get("/wp-json/")
+        @app.get("/wp-json")
+        def site_index() -> Response:  # WP_REST_Server::get_index: public, no authentication
+            return jsonify(name=sim.name, description="Just another WordPress site", url=sim.origin,
+                           home=sim.origin, gmt_offset=sim.utc_offset(),
+                           timezone_string="" if sim.gmt_offset is not None else sim.timezone,
+                           namespaces=["oembed/1.0", "wc/v3", "wp/v2"], authentication=[], routes={})
+
         @app.get(f"{api}/system_status")
         def system_status() -> Response:
             return jsonify(environment={"home_url": sim.home_url, "site_url": sim.home_url, "version": WC_VERSION,
-                                        "wp_version": "6.5.5"},
+                                        "wp_version": "6.5.5", "language": sim.language},
                            settings={"currency": sim.currency, "api_enabled": True})
+
+        @app.get(f"{api}/products")
+        def products() -> Response:
+            include = [x for x in request.args.get("include", "").split(",") if x.strip()]
+            if any(not x.strip().isdigit() for x in include):
+                return _error("rest_invalid_param", "Invalid parameter(s): include", 400)
+            wanted = {int(x) for x in include}
+            with sim._lock:
+                items = [{**p, "_links": sim._links("products", p["id"])} for p in sim.products.values()
+                         if not wanted or p["id"] in wanted]
+            ordered = sim._ordered(items)
+            return ordered if isinstance(ordered, Response) else sim._page(ordered)
+
+        @app.get(f"{api}/customers/<int:cid>")
+        def customer(cid: int) -> tuple[Response, int] | Response:
+            with sim._lock:
+                found = copy.deepcopy(sim.customers.get(cid))
+            if found is None:
+                return _error("woocommerce_rest_invalid_id", "Invalid resource ID.", 404)
+            return jsonify(found)
 
         @app.get(f"{api}/orders")
         def orders() -> Response:
@@ -655,6 +717,11 @@ class WooCommerceSimulator(SimulatedServer):
             return jsonify(hook.json())
 
         return app
+
+
+def _slug(name: str) -> str:
+    """sanitize_title, near enough: lower case, runs of anything else than letters and digits as one hyphen."""
+    return re.sub(r"[^a-z0-9]+", "-", name.lower()).strip("-")
 
 
 def _error(code: str, message: str, status: int, **extra: Any) -> Response:

@@ -25,7 +25,7 @@ import orjson
 
 from app.core import model as m
 from connectors.base import HistoryPage, MalformedPayload, StaleCursor
-from connectors.payload import money, opt, required_when, when
+from connectors.payload import codes, money, opt, required_when, when
 from connectors.shopify.client import ShopifyApiError, ShopifyClient, ShopifyResultGone
 from connectors.shopify.translate import PAYMENT
 
@@ -38,7 +38,7 @@ QUERIES = {
     "orders": (
         "{ orders { edges { node { id name email createdAt updatedAt processedAt cancelledAt currencyCode "
         f"displayFinancialStatus subtotalPriceSet {{ {_MONEY} }} totalPriceSet {{ {_MONEY} }} "
-        f"totalTaxSet {{ {_MONEY} }} totalShippingPriceSet {{ {_MONEY} }} totalDiscountsSet {{ {_MONEY} }} "
+        f"totalTaxSet {{ {_MONEY} }} totalShippingPriceSet {{ {_MONEY} }} totalDiscountsSet {{ {_MONEY} }} discountCodes "
         "customer { id } "
         "fulfillments { id status displayStatus createdAt updatedAt trackingInfo { company number url } } "
         f"refunds {{ id createdAt totalRefundedSet {{ {_MONEY} }} }} "
@@ -147,6 +147,7 @@ def order(node: Mapping[str, Any], items: Sequence[Mapping[str, Any]],
         customer_id=numeric_id(buyer["id"]) if isinstance(buyer, Mapping) and buyer.get("id") else None,
         email=opt(node.get("email")),
         lines=tuple(sorted((line(x) for x in items), key=lambda x: x.external_id)),
+        discount_codes=codes(str(c) for c in node.get("discountCodes") or []),
         fulfillments=tuple(sorted((fulfillment(f) for f in node.get("fulfillments") or []), key=lambda f: f.external_id)),
         refunds=tuple(sorted((refund(r, refund_lines.get(str(r.get("id")))) for r in node.get("refunds") or []),
                              key=lambda r: r.external_id)),

@@ -10,6 +10,7 @@ from typing import Any
 from app.core import commands as c
 from app.core import model as m
 from connectors.base import MalformedPayload
+from connectors.payload import codes
 from connectors.payload import ident as _id
 from connectors.payload import money as _money
 from connectors.payload import obj as _obj
@@ -116,6 +117,7 @@ def order(data: Mapping[str, Any]) -> m.OrderRecord:
         customer_id=_id(buyer) if isinstance(buyer, Mapping) and buyer.get("id") else None,
         email=_opt(data.get("email") or data.get("contact_email")),
         lines=tuple(sorted((line(x) for x in data.get("line_items") or []), key=lambda x: x.external_id)),
+        discount_codes=codes(str(x.get("code") or "") for x in data.get("discount_codes") or [] if isinstance(x, Mapping)),
         fulfillments=tuple(sorted((fulfillment(x) for x in data.get("fulfillments") or []), key=lambda f: f.external_id)),
         refunds=tuple(sorted((refund(x) for x in data.get("refunds") or []), key=lambda r: r.external_id)),
     )

@@ -21,11 +21,11 @@ from typing import Any
 from app.core import commands as c
 from app.core import model as m
 from connectors.base import MalformedPayload
+from connectors.payload import codes, required_when, when
 from connectors.payload import ident as _id
 from connectors.payload import money as _money
 from connectors.payload import obj as _obj
 from connectors.payload import opt as _opt
-from connectors.payload import required_when, when
 
 
 def _time(data: Mapping[str, Any], key: str, required: bool = True) -> datetime | None:
@@ -177,6 +177,7 @@ def order(data: Any) -> m.OrderRecord:
         customer_id=_opt_id(data, "customer_id"),
         email=_opt(billing.get("email")),
         lines=tuple(sorted(lines, key=lambda x: x.external_id)),
+        discount_codes=codes(str(x.get("code") or "") for x in data.get("coupon_lines") or [] if isinstance(x, Mapping)),
         fulfillments=(_completion(data, order_id, modified),) if status == "completed" else (),
         refunds=_refunds(data, modified),
     )

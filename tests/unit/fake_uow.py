@@ -4,11 +4,14 @@ from __future__ import annotations
 
 from dataclasses import replace
 from datetime import datetime
+from decimal import Decimal
 from typing import Any
 
+from app.core.enrollment import ORDER_SCOPED
 from app.core.events import DomainEvent
+from app.core.journeys import resume_from
 from app.core.model import CheckoutRecord, CustomerRecord, OrderRecord
-from app.core.ports import ShopState
+from app.core.ports import AttributionCandidate, LiveJourney, NewEnrollment, NewMessage, ShopState
 
 
 class FakeClock:
@@ -109,12 +112,96 @@ class _Exports:
         self.rows.setdefault((shop_id, request_id), content)
 
 
+class _Journeys:
+    """Journeys in memory: the enrollments and messages the core asked for, kept as plain dicts."""
+
+    def __init__(self) -> None:
+        self.live_journeys: list[LiveJourney] = []
+        self.enrollments: dict[tuple[int, str], dict[str, Any]] = {}
+        self.messages: dict[tuple[int, str], dict[str, Any]] = {}
+        self.attributions: dict[tuple[int, str], dict[str, Any]] = {}
+        self.candidates: list[AttributionCandidate] = []
+        self.codes: dict[str, frozenset[str]] = {}
+        self.timezone = "UTC"
+
+    def live(self, shop_id: int) -> list[LiveJourney]:
+        return list(self.live_journeys)
+
+    def email_of(self, shop_id: int, event: DomainEvent) -> str | None:
+        return None
+
+    def timezone_of(self, shop_id: int, customer_id: str | None) -> str | None:
+        return self.timezone
+
+    def facts_of(self, shop_id: int, customer_id: str | None, order_id: str | None, checkout_id: str | None
+                 ) -> dict[str, Any]:
+        return {"orders_before": 0}
+
+    def enroll(self, shop_id: int, enrollment: NewEnrollment, messages: list[NewMessage]) -> bool:
+        if (shop_id, enrollment.key) in self.enrollments:
+            return False
+        self.enrollments[(shop_id, enrollment.key)] = {"e": enrollment, "status": "active", "reason": None}
+        for m in messages:
+            self.messages[(shop_id, m.key)] = {"m": m, "status": m.status, "due_at": m.due_at,
+                                               "enrollment": enrollment.key}
+        return True
+
+    def exit(self, shop_id: int, who: Any, event_type: str, reason: str, occurred_at: datetime, now: datetime) -> int:
+        ended = 0
+        for (s, key), row in self.enrollments.items():
+            e: NewEnrollment = row["e"]
+            journey = next(j.journey for j in self.live_journeys if j.journey_id == e.journey_id)
+            mine = (e.order_id == who.order_id) if event_type in ORDER_SCOPED else (
+                e.customer_id == who.customer_id or (who.checkout_id is not None and e.checkout_id == who.checkout_id))
+            if s == shop_id and row["status"] == "active" and mine and e.trigger_at < occurred_at \
+                    and event_type in journey.exits:
+                row["status"], row["reason"] = "exited", reason
+                ended += 1
+                for m in self.messages.values():
+                    if m["enrollment"] == key and m["status"] in ("pending", "waiting"):
+                        m["status"] = "cancelled"
+        return ended
+
+    def resume(self, shop_id: int, order_id: str, event_type: str, occurred_at: datetime, now: datetime) -> int:
+        woke = 0
+        for key, row in self.enrollments.items():
+            e: NewEnrollment = row["e"]
+            if e.order_id != order_id or row["status"] != "active":
+                continue
+            journey = next(j.journey for j in self.live_journeys if j.journey_id == e.journey_id)
+            for m in self.messages.values():
+                if m["enrollment"] == key[1] and m["status"] == "waiting" and m["m"].waiting_for == event_type:
+                    for step, due in resume_from(journey, m["m"].step, occurred_at, self.timezone):
+                        target = self.messages[(shop_id, f"{key[1]}:{step}")]
+                        target["status"], target["due_at"] = "pending", due
+                        woke += 1
+        return woke
+
+    def attribution_candidates(self, shop_id: int, order_id: str, customer_id: str | None, since: datetime
+                               ) -> tuple[frozenset[str], list[AttributionCandidate]]:
+        return self.codes.get(order_id, frozenset()), list(self.candidates)
+
+    def attribute(self, shop_id: int, order_id: str, chosen: AttributionCandidate, revenue: Decimal, currency: str,
+                  at: datetime) -> bool:
+        if (shop_id, order_id) in self.attributions:
+            return False
+        self.attributions[(shop_id, order_id)] = {"via": chosen.via, "message_id": chosen.message_id,
+                                                  "revenue": revenue}
+        return True
+
+    def forget_customer(self, shop_id: int, customer_id: str, now: datetime) -> None:
+        for row in self.enrollments.values():
+            if row["e"].customer_id == customer_id:
+                row["status"] = "exited"
+
+
 class FakeUnitOfWork:
     """Changes become visible only on commit, like the real one: a handler that raises leaves nothing."""
 
     def __init__(self) -> None:
         self.orders, self.customers, self.checkouts = _Orders(), _Keyed(), _Keyed()
         self.events, self.shops, self.exports = _Events(), _Shops(), _Exports()
+        self.journeys = _Journeys()
         self.commits = 0
         self._saved: Any = None
 

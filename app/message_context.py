@@ -1,0 +1,171 @@
+"""What one message shows, read from the database a batch at a time: the render context for each message the
+dispatcher holds (shop, customer, order with lines and tracking, abandoned checkout, recommendations, links).
+
+Every read is one query per batch, not per message: a dispatcher batch of 200 costs a handful of queries.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Iterable
+from dataclasses import dataclass
+from decimal import Decimal
+from urllib.parse import quote_plus
+
+from sqlalchemy import and_, func, select
+from sqlalchemy.orm import Session, aliased
+
+from app import rendering as r
+from app.core.journeys import Channel, Contact
+from app.db import models as t
+
+
+@dataclass(frozen=True)
+class Loaded:
+    """A batch's rows, by key."""
+
+    shops: dict[int, t.Shop]
+    customers: dict[tuple[int, str], t.Customer]
+    prefs: dict[tuple[int, str], t.ContactPreference]
+    orders: dict[tuple[int, str], t.Order]
+    lines: dict[int, list[t.OrderLine]]
+    tracking: dict[int, t.Fulfillment]
+    checkouts: dict[tuple[int, str], t.Checkout]
+
+
+def _by_shop(pairs: Iterable[tuple[int, str | None]]) -> dict[int, list[str]]:
+    grouped: dict[int, set[str]] = defaultdict(set)
+    for shop_id, external_id in pairs:
+        if external_id:
+            grouped[shop_id].add(external_id)
+    return {k: sorted(v) for k, v in grouped.items()}
+
+
+def load(s: Session, shop_ids: set[int], customers: Iterable[tuple[int, str | None]],
+         orders: Iterable[tuple[int, str | None]], checkouts: Iterable[tuple[int, str | None]]) -> Loaded:
+    shops = {row.id: row for row in s.scalars(select(t.Shop).where(t.Shop.id.in_(sorted(shop_ids))))}
+    who = _by_shop(customers)
+    found_customers: dict[tuple[int, str], t.Customer] = {}
+    found_prefs: dict[tuple[int, str], t.ContactPreference] = {}
+    for shop_id, ids in who.items():
+        for c in s.scalars(select(t.Customer).where(t.Customer.shop_id == shop_id, t.Customer.external_id.in_(ids))):
+            found_customers[(shop_id, c.external_id)] = c
+        for p in s.scalars(select(t.ContactPreference).where(
+                t.ContactPreference.shop_id == shop_id, t.ContactPreference.customer_external_id.in_(ids))):
+            found_prefs[(shop_id, p.customer_external_id)] = p
+    found_orders: dict[tuple[int, str], t.Order] = {}
+    for shop_id, ids in _by_shop(orders).items():
+        for o in s.scalars(select(t.Order).where(t.Order.shop_id == shop_id, t.Order.external_id.in_(ids))):
+            found_orders[(shop_id, o.external_id)] = o
+    order_ids = [o.id for o in found_orders.values()]
+    lines: dict[int, list[t.OrderLine]] = defaultdict(list)
+    tracking: dict[int, t.Fulfillment] = {}
+    if order_ids:
+        for line in s.scalars(select(t.OrderLine).where(t.OrderLine.order_id.in_(order_ids))
+                              .order_by(t.OrderLine.order_id, t.OrderLine.external_id)):
+            lines[line.order_id].append(line)
+        for f in s.scalars(select(t.Fulfillment).where(t.Fulfillment.order_id.in_(order_ids), t.Fulfillment.status == "success")
+                           .order_by(t.Fulfillment.created_at)):
+            tracking[f.order_id] = f  # the latest shipment
+    found_checkouts: dict[tuple[int, str], t.Checkout] = {}
+    for shop_id, ids in _by_shop(checkouts).items():
+        for ch in s.scalars(select(t.Checkout).where(t.Checkout.shop_id == shop_id, t.Checkout.external_id.in_(ids))):
+            found_checkouts[(shop_id, ch.external_id)] = ch
+    return Loaded(shops, found_customers, found_prefs, found_orders, dict(lines), tracking, found_checkouts)
+
+
+def store_url(shop: t.Shop) -> str:
+    return f"https://{shop.domain}"
+
+
+def search_url(shop: t.Shop, title: str) -> str:
+    """A product's page as both platforms can find it without a handle: the store's own search."""
+    if shop.platform == "woocommerce":
+        return f"https://{shop.domain}/?s={quote_plus(title)}&post_type=product"
+    return f"https://{shop.domain}/search?q={quote_plus(title)}"
+
+
+def recommendations(s: Session, shop: t.Shop, product_ids: list[str], limit: int = 1) -> tuple[r.Recommendation, ...]:
+    """The products most often bought together with these (in the same orders), these excluded."""
+    if not product_ids:
+        return ()
+    mine, other = aliased(t.OrderLine), aliased(t.OrderLine)
+    rows = s.execute(select(other.product_external_id, func.min(other.title), func.min(other.price), func.count())
+                     .join(mine, and_(mine.order_id == other.order_id, mine.shop_id == other.shop_id))
+                     .where(mine.shop_id == shop.id, mine.product_external_id.in_(product_ids),
+                            other.product_external_id.is_not(None), other.product_external_id.not_in(product_ids))
+                     .group_by(other.product_external_id)
+                     .order_by(func.count().desc(), other.product_external_id).limit(limit)).all()
+    return tuple(r.Recommendation(title=title, url=search_url(shop, title), price=price, currency=shop.currency)
+                 for _, title, price, _ in rows)
+
+
+def _line_items(shop: t.Shop, lines: list[t.OrderLine]) -> tuple[r.LineItem, ...]:
+    return tuple(r.LineItem(title=x.title, quantity=x.quantity, unit_price=x.price,
+                            total=x.price * x.quantity - x.total_discount, product_url=search_url(shop, x.title))
+                 for x in lines)
+
+
+def order_of(loaded: Loaded, shop: t.Shop, order_id: str | None) -> r.Order | None:
+    row = loaded.orders.get((shop.id, order_id)) if order_id else None
+    if row is None:
+        return None
+    f = loaded.tracking.get(row.id)
+    tracking = None if f is None else r.Tracking(f.tracking_company, f.tracking_number, f.tracking_url)
+    return r.Order(name=row.name or f"#{row.external_id}", total=row.total, subtotal=row.subtotal, currency=row.currency,
+                   created_at=row.created_at, lines=_line_items(shop, loaded.lines.get(row.id, [])), tracking=tracking)
+
+
+def checkout_of(loaded: Loaded, shop: t.Shop, checkout_id: str | None) -> r.Checkout | None:
+    row = loaded.checkouts.get((shop.id, checkout_id)) if checkout_id else None
+    if row is None or not row.recovery_url:
+        return None
+    lines = tuple(r.LineItem(title=x["title"], quantity=int(x["quantity"]), unit_price=Decimal(x["price"]),
+                             total=Decimal(x["price"]) * int(x["quantity"]) - Decimal(x.get("total_discount") or 0),
+                             product_url=search_url(shop, x["title"]))
+                  for x in row.lines["lines"])
+    return r.Checkout(lines=lines, recovery_url=row.recovery_url, currency=row.currency, total=row.total)
+
+
+def review_url(loaded: Loaded, shop: t.Shop, order_id: str | None) -> str | None:
+    """Where to review what was bought: the first item's page in the store (reviews apps live there)."""
+    row = loaded.orders.get((shop.id, order_id)) if order_id else None
+    items = loaded.lines.get(row.id, []) if row is not None else []
+    return search_url(shop, items[0].title) + "#reviews" if items else None
+
+
+def product_ids(loaded: Loaded, shop_id: int, order_id: str | None) -> list[str]:
+    row = loaded.orders.get((shop_id, order_id)) if order_id else None
+    if row is None:
+        return []
+    return sorted({x.product_external_id for x in loaded.lines.get(row.id, []) if x.product_external_id})
+
+
+def contact_of(customer: t.Customer | None, pref: t.ContactPreference | None, shop: t.Shop, email: str | None
+               ) -> Contact:
+    """Whether and how a customer may be reached: the store's consent and Encore's own preferences together."""
+    if customer is None:  # a guest: the address the order was placed with, transactional mail only
+        return Contact(email=email, timezone=shop.timezone)
+    preferred = Channel(customer.preferred_channel) if customer.preferred_channel in ("email", "sms") \
+        else Channel.EMAIL
+    return Contact(
+        email=customer.email or email, phone=customer.phone,
+        email_marketing=customer.accepts_email_marketing and (pref is None or pref.email),
+        sms_marketing=customer.accepts_sms_marketing and (pref is None or pref.sms),
+        unsubscribed=pref is not None and pref.unsubscribed_at is not None, preferred=preferred,
+        timezone=customer.timezone or shop.timezone, frequency=pref.frequency if pref else "normal")
+
+
+def customer_of(customer: t.Customer | None, shop: t.Shop, email: str | None) -> r.Customer:
+    tz = (customer.timezone if customer else None) or shop.timezone or "UTC"
+    locale = (customer.locale if customer else None) or shop.locale or "en"
+    if customer is None:
+        return r.Customer(email=email, locale=locale, timezone=tz)
+    return r.Customer(first_name=customer.first_name, last_name=customer.last_name, email=customer.email or email,
+                      locale=locale, timezone=tz)
+
+
+def shop_of(shop: t.Shop, support_email: str) -> r.Shop:
+    return r.Shop(name=shop.name or shop.domain, currency=shop.currency or "USD", support_email=support_email,
+                  url=store_url(shop))
+
