@@ -23,11 +23,13 @@ def create_app(settings: Settings | None = None, *, container: Container | None 
     app.extensions["encore"] = container or bootstrap(settings)
 
     from app.web import admin, outbox, public, webhooks
+    from app.web import journeys as journeys_web
     from connectors.shopify import routes as shopify_routes
     from connectors.woocommerce import routes as woocommerce_routes
 
     app.register_blueprint(webhooks.bp)
     app.register_blueprint(admin.bp)
+    app.register_blueprint(journeys_web.bp)
     app.register_blueprint(outbox.bp)
     app.register_blueprint(public.bp)
     app.register_blueprint(shopify_routes.bp)
