@@ -15,7 +15,7 @@ from app import create_app, dispatch
 from app.config import Settings
 from app.db.engine import make_engine
 from app.db.models import Shop
-from app.journeys import install_defaults
+from app.journeys import set_enabled
 from app.migrate import upgrade
 from app.simulator.shopify import ShopifySimulator
 
@@ -57,9 +57,10 @@ def run_demo(*, port: int = 8000, orders_every: float = 4.0) -> None:
     threading.Thread(target=server.serve_forever, daemon=True).start()
     requests.get(sim.embedded_app_url(SHOP), timeout=10).raise_for_status()  # the managed install
     c = app.extensions["encore"]
-    with c.sessions() as s, s.begin():  # the demo shop starts with the order journeys switched on
+    with c.sessions() as s:
         shop_id = s.scalar(select(Shop.id).where(Shop.platform == "shopify", Shop.domain == SHOP))
-        install_defaults(s, shop_id, enabled=DEMO_JOURNEYS)
+    for key in DEMO_JOURNEYS:  # the install gave the shop the library; the demo switches the order journeys on
+        set_enabled(c, shop_id, key, True)
     dispatch.start_thread(c)
     stop = threading.Event()
     threading.Thread(target=_sell, args=(sim, orders_every, stop), daemon=True).start()
