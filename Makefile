@@ -37,6 +37,7 @@ typecheck: $(STAMP)
 bench: $(STAMP) system-deps
 	$(PY) bench/intake.py
 	$(PY) bench/history_import.py
+	$(PY) bench/dispatch.py
 
 # The WordPress companion plugin as an installable zip: dist/encore-for-woocommerce.zip.
 plugin:

@@ -61,6 +61,7 @@ if TYPE_CHECKING:
 log = structlog.get_logger(__name__)
 
 MAX_ATTEMPTS = 6
+CHANNEL_PARTS: dict[str, tuple[rendering.Part, ...]] = {"email": ("subject", "html", "text"), "sms": ("sms",)}
 LOOKBACK = timedelta(days=31)  # the longest frequency window (a customer's monthly cap)
 
 
@@ -139,7 +140,9 @@ class Dispatcher:
     batch: int = 200
     lease_s: float = 120.0
     now: Callable[[], datetime] = field(default=lambda: datetime.now(UTC))
+    together_s: float = 600.0  # how long a shop's products bought together are reused before being counted again
     _versions: dict[int, jr.Version] = field(default_factory=dict)
+    _together: dict[int, tuple[float, mc.Together]] = field(default_factory=dict)
 
     # --- claiming ----------------------------------------------------------------------------------------------
 
@@ -273,6 +276,17 @@ class Dispatcher:
         found = self.platform_for(shop_id).product_collections(product_ids)
         return frozenset().union(*found.values()) if found else frozenset()
 
+    def _recommendations(self, s: Session, shop: t.Shop, products: list[str]) -> tuple[rendering.Recommendation, ...]:
+        """The products bought together with these: counted once per shop every `together_s` seconds (one pass over
+        its order lines), not once per message (a self-join of its order lines each time)."""
+        if not products:
+            return ()
+        kept = self._together.get(shop.id)
+        if kept is None or stdtime.monotonic() - kept[0] > self.together_s:
+            kept = (stdtime.monotonic(), mc.bought_together(s, shop.id))
+            self._together[shop.id] = kept
+        return mc.recommendations_from(kept[1], shop, products)
+
     def _incentive(self, x: Claimed, step: Step, shop: t.Shop, customer: t.Customer | None, now: datetime
                    ) -> rendering.DiscountCode | None:
         incentive = step.incentive
@@ -320,12 +334,12 @@ class Dispatcher:
             order=mc.order_of(loaded, shop, enrollment.order_external_id),
             checkout=mc.checkout_of(loaded, shop, enrollment.checkout_external_id),
             code=code, links=link_set,
-            recommendations=mc.recommendations(s, shop, products) if "recommendations" in uses else ())
+            recommendations=self._recommendations(s, shop, products) if "recommendations" in uses else ())
         missing = rendering.journey(step.template).missing(context) if step.template in _LIBRARY else []
         if missing and version.templates.get(step.key) is None:
             return Result("skipped", reason=f"nothing to show for {', '.join(missing)}")
         try:
-            rendered = rendering.render(template, context)
+            rendered = rendering.render(template, context, CHANNEL_PARTS.get(channel_name, rendering.PARTS))
         except rendering.RenderError as exc:
             return Result("parked", reason="template error", error=str(exc), attempts=x.attempts)
         to = {"email": contact.email, "sms": contact.phone, "webhook": messaging.webhook_url}[channel_name]

@@ -13,8 +13,8 @@ import hashlib
 import hmac
 import re
 from dataclasses import dataclass
+from functools import lru_cache
 from html import escape, unescape
-from html.parser import HTMLParser
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -54,7 +54,13 @@ class ClickLink:
 def _serializer(settings: Settings, salt: str) -> URLSafeSerializer:
     if not settings.secret_key:
         raise RuntimeError("settings.secret_key is empty: links cannot be signed")
-    return URLSafeSerializer(settings.secret_key, salt=salt, signer_kwargs={"digest_method": hashlib.sha256})
+    return _serializer_for(settings.secret_key, salt)
+
+
+@lru_cache(maxsize=64)
+def _serializer_for(secret_key: str, salt: str) -> URLSafeSerializer:
+    """One serializer per key and purpose (a dispatcher signs several links in every message)."""
+    return URLSafeSerializer(secret_key, salt=salt, signer_kwargs={"digest_method": hashlib.sha256})
 
 
 def _dumps(settings: Settings, salt: str, payload: Any) -> str:
@@ -168,20 +174,9 @@ _ATTR = re.compile(r"""[\s/]*([^\s"'>/=]+)(?:\s*=\s*("[^"]*"|'[^']*'|[^\s>]+))?"
 _BODY_END = re.compile(r"</body\s*>", re.IGNORECASE)
 
 
-class _Anchors(HTMLParser):
-    """Finds each <a> start tag's exact text and where it starts (as line and column)."""
-
-    def __init__(self) -> None:
-        super().__init__(convert_charrefs=True)
-        self.found: list[tuple[int, int, str]] = []
-
-    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
-        text = self.get_starttag_text()
-        if tag == "a" and text:
-            line, column = self.getpos()
-            self.found.append((line, column, text))
-
-    handle_startendtag = handle_starttag
+# Comments, scripts and styles (left as they are), or an <a> start tag, whose quoted attribute values may hold ">".
+_ANCHOR = re.compile(r"""<!--.*?-->|<(script|style)\b.*?</\1\s*>|<a(?=[\s/>])(?:[^>"']|"[^"]*"|'[^']*')*>""",
+                     re.IGNORECASE | re.DOTALL)
 
 
 def _retarget(tag: str, rewrite: Any) -> str:
@@ -213,22 +208,11 @@ def track(html: str, settings: Settings, message_id: int) -> str:
             return None
         return click_url(settings, message_id, url)
 
-    parser = _Anchors()
-    parser.feed(html)
-    parser.close()
-    line_starts = [0]
-    for text_line in html.split("\n")[:-1]:
-        line_starts.append(line_starts[-1] + len(text_line) + 1)
-    pieces: list[str] = []
-    done = 0
-    for line, column, text in parser.found:
-        start = line_starts[line - 1] + column
-        if html[start:start + len(text)] != text:  # never expected; leave the tag alone rather than guess
-            continue
-        pieces += [html[done:start], _retarget(text, rewrite)]
-        done = start + len(text)
-    pieces.append(html[done:])
-    tracked = "".join(pieces)
+    def anchor(m: re.Match[str]) -> str:
+        tag = m.group(0)
+        return tag if tag.startswith("<!--") or m.group(1) else _retarget(tag, rewrite)
+
+    tracked = _ANCHOR.sub(anchor, html)
     pixel = (f'<img src="{escape(open_pixel_url(settings, message_id))}" width="1" height="1" alt="" '
              'style="display:block;width:1px;height:1px;border:0">')
     ends = list(_BODY_END.finditer(tracked))

@@ -176,7 +176,7 @@ class OrderLine(Base):
 
 class Fulfillment(Base):
     __tablename__ = "fulfillments"
-    __table_args__ = (UniqueConstraint("shop_id", "external_id"),)
+    __table_args__ = (UniqueConstraint("shop_id", "external_id"), Index("ix_fulfillments_order", "shop_id", "order_id"))
 
     id: Mapped[int] = mapped_column(Id, primary_key=True)
     shop_id: Mapped[int] = mapped_column(ForeignKey("shops.id", ondelete="CASCADE"))

@@ -156,18 +156,21 @@ def preview(template: TemplateSource, locale: str = "en", now: datetime | None =
     return render(template, sample_context(locale, now))
 
 
-def render(template: TemplateSource, context: RenderContext) -> RenderedMessage:
+def render(template: TemplateSource, context: RenderContext, parts: tuple[Part, ...] = PARTS) -> RenderedMessage:
     """The message for one customer: subject, HTML (autoescaped), plain text and SMS, in the customer's language,
-    with money, numbers and dates in their locale and times in their timezone. Raises RenderError."""
+    with money, numbers and dates in their locale and times in their timezone. Raises RenderError. `parts`
+    limits the work to what a channel sends (an email needs no SMS text); the others are left empty."""
     fmt = formatter(context)
     token = sandbox.CURRENT.set(fmt)
     try:
         data = template_data(context, fmt, category=template.category, journey=template.journey)
-        parts: dict[Part, str] = {}
+        done: dict[Part, str] = dict.fromkeys(PARTS, "")
         for part in PARTS:
-            parts[part] = tidy(part, render_part(part, template.part(part), data, fmt.language))
+            if part not in parts and not (part == "subject" and "sms" in parts):  # an SMS may quote the subject
+                continue
+            done[part] = tidy(part, render_part(part, template.part(part), data, fmt.language))
             if part == "subject":
-                data["message"]["subject"] = parts["subject"]
-        return RenderedMessage(parts["subject"], parts["html"], parts["text"], parts["sms"])
+                data["message"]["subject"] = done["subject"]
+        return RenderedMessage(done["subject"], done["html"], done["text"], done["sms"])
     finally:
         sandbox.CURRENT.reset(token)
