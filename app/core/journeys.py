@@ -12,7 +12,8 @@ from dataclasses import dataclass
 from datetime import datetime, time, timedelta
 from decimal import Decimal
 from enum import StrEnum
-from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from app.core.dates import zone
 
 
 class Channel(StrEnum):
@@ -257,22 +258,15 @@ def from_data(data: dict[str, object]) -> Journey:
     )
 
 
-def _zone(tz: str | None) -> ZoneInfo:
-    try:
-        return ZoneInfo(tz or "UTC")
-    except (ZoneInfoNotFoundError, ValueError):
-        return ZoneInfo("UTC")
-
-
 def at_local_time(moment: datetime, send_at: time | None, tz: str | None) -> datetime:
     """The first moment at or after `moment` whose local time (in the customer's zone) is `send_at`."""
     if send_at is None:
         return moment
-    zone = _zone(tz)
-    local = moment.astimezone(zone)
-    candidate = datetime.combine(local.date(), send_at, zone)
+    local_zone = zone(tz)
+    local = moment.astimezone(local_zone)
+    candidate = datetime.combine(local.date(), send_at, local_zone)
     if candidate < local:
-        candidate = datetime.combine(local.date() + timedelta(days=1), send_at, zone)
+        candidate = datetime.combine(local.date() + timedelta(days=1), send_at, local_zone)
     return candidate.astimezone(moment.tzinfo)
 
 
@@ -339,7 +333,7 @@ def _reachable(channel: Channel, contact: Contact) -> str | None:
 
 def _quiet(now: datetime, policy: Policy, tz: str | None) -> datetime | None:
     """The end of the quiet hours `now` falls in (customer's local time), or None when it is not quiet."""
-    local = now.astimezone(_zone(tz))
+    local = now.astimezone(zone(tz))
     start, end = policy.quiet_start, policy.quiet_end
     t = local.time()
     quiet = (start <= t or t < end) if start > end else (start <= t < end)
