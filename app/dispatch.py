@@ -375,7 +375,7 @@ class Dispatcher:
     def _outcome(self, x: Claimed, outcome: SendResult, channel: str, to: str, code: str | None, now: datetime
                  ) -> Result:
         if outcome.outcome == "sent":
-            return Result("sent", sent_at=now, sent_channel=channel, recipient=to, provider_id=outcome.provider_id,
+            return Result("sent", sent_at=self.now(), sent_channel=channel, recipient=to, provider_id=outcome.provider_id,
                           code=code, attempts=x.attempts)
         if outcome.outcome == "retry":
             if outcome.reason == "throttled":  # nothing reached the provider: no attempt spent
