@@ -97,7 +97,8 @@ def dispatch(once: bool, batch: int) -> None:
 def worker(burst: bool, dispatching: bool) -> None:
     """An RQ worker (with the scheduler) beside the relay: every 250 ms it enqueues the inbox rows that are
     due (new, retried, lost or left by a dead worker); every minute it schedules the WooCommerce stores due
-    for reconciling and re-queues history imports that are due or were lost; every 15 minutes it keeps quiet
+    for reconciling, re-queues history imports that are due or were lost, and looks for the birthdays,
+    anniversaries, run-outs and win-backs that came due (each shop hourly); every 15 minutes it keeps quiet
     shops' tokens alive and forgets spent install and sign-in nonces."""
     from rq import Worker
     from rq.serializers import JSONSerializer
@@ -123,6 +124,7 @@ def worker(burst: bool, dispatching: bool) -> None:
                     for shop_id in connections.due_for_reconciling(c):
                         c.queue.enqueue("reconcile_woocommerce", shop_id)
                     imports.relay(c)
+                    c.queue.enqueue("date_rules")  # each shop at most hourly, whoever runs it
                 if time.monotonic() - last_keep_alive > 900:
                     last_keep_alive = time.monotonic()
                     shops.keep_alive(c)

@@ -26,6 +26,11 @@ def run_import(import_id: int) -> str:
     return imports.run(c, int(import_id), slice_s=c.settings.import_slice_s)
 
 
+def date_rules() -> dict[str, int]:
+    c = current()
+    return daterules.run(c, c.clock.now())
+
+
 def relay() -> int:
     return inbox.relay(current())
 
