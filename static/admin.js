@@ -484,7 +484,7 @@
     const status = $("#messaging-status");
     const body = {};
     for (const el of settings.elements) {
-      if (!el.name) continue;
+      if (!el.name || el.readOnly) continue;
       body[el.name] = el.type === "number" ? number(el.value) : el.value;
     }
     try {

@@ -452,8 +452,8 @@ def _messaging_problem(changes: dict[str, Any]) -> str | None:
 @bp.get("/api/admin/messaging")
 @session_token_required
 def messaging() -> Response:
-    with _c().sessions() as s:
-        return jsonify(asdict(jr.Messaging.of(_shop(s))))
+    with _c().sessions() as s:  # the signing secret lets the merchant's endpoint verify Encore's webhooks
+        return jsonify({**asdict(jr.Messaging.of(_shop(s))), "webhook_secret": dispatch.webhook_secret(_c(), g.shop_id)})
 
 
 @bp.put("/api/admin/messaging")

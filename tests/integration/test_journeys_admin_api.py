@@ -18,7 +18,7 @@ import pytest
 from flask.testing import FlaskClient
 from sqlalchemy import func, select, update
 
-from app import daterules, preferences
+from app import daterules, dispatch, preferences
 from app import journeys as jr
 from app.bootstrap import Container
 from app.channels.outbox import OutboxChannel
@@ -281,6 +281,8 @@ def test_a_test_send_lands_in_the_outbox_once_per_send(client: FlaskClient, cont
 def test_messaging_settings_are_read_validated_and_saved(client: FlaskClient, container: Container, shop: int,
                                                          h: dict[str, str]) -> None:
     got = client.get("/api/admin/messaging", headers=h).json
+    secret = got.pop("webhook_secret")  # what the merchant's endpoint verifies Encore's webhooks with
+    assert secret == dispatch.webhook_secret(container, shop) and secret.startswith("whsec_")
     assert got == {"sender_name": "Bean There", "sender_address": "no-reply@shop-a.myshopify.com",
                    "support_email": "support@shop-a.myshopify.com", "reply_to": "", "webhook_url": "", "per_day": 1,
                    "per_week": 3, "quiet_start": "21:00", "quiet_end": "09:00", "over_cap": "defer"}
@@ -292,7 +294,7 @@ def test_messaging_settings_are_read_validated_and_saved(client: FlaskClient, co
                 {"support_email": "nope"}, {"colour": "red"}, {"webhook_url": "ftp://x"}):
         r = client.put("/api/admin/messaging", json=bad, headers=h)
         assert r.status_code == 400 and r.json is not None and r.json["error"], bad
-    assert client.get("/api/admin/messaging", headers=h).json == {**got, **changes}
+    assert client.get("/api/admin/messaging", headers=h).json == {**got, **changes, "webhook_secret": secret}
     with container.sessions() as s:
         shop_row = s.get(t.Shop, shop)
         assert shop_row is not None and jr.Messaging.of(shop_row).policy.per_day == 2
