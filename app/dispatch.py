@@ -27,7 +27,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
-from typing import TYPE_CHECKING, Any, Protocol, cast
+from typing import TYPE_CHECKING, Any, cast
 
 import structlog
 from sqlalchemy import Table, bindparam, or_, select, update
@@ -63,10 +63,6 @@ log = structlog.get_logger(__name__)
 MAX_ATTEMPTS = 6
 CHANNEL_PARTS: dict[str, tuple[rendering.Part, ...]] = {"email": ("subject", "html", "text"), "sms": ("sms",)}
 LOOKBACK = timedelta(days=31)  # the longest frequency window (a customer's monthly cap)
-
-
-class Confirming(Protocol):
-    def delivered(self, message: OutboundMessage) -> bool: ...
 
 
 def confirms(channel: ChannelPort) -> bool:
@@ -528,8 +524,7 @@ def build(c: Container, *, channels: Mapping[str, ChannelPort] | None = None, **
         if sms is not None:
             made["sms"] = sms
         channels = made
-    store = getattr(shops, "store_platform", None) or shops.platform_for
-    return Dispatcher(c, channels, platform_for=lambda shop_id: store(c, shop_id), **options)
+    return Dispatcher(c, channels, platform_for=lambda shop_id: shops.store_platform(c, shop_id), **options)
 
 
 def webhook_secret(c: Container, shop_id: int) -> str:

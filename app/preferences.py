@@ -16,11 +16,9 @@ from typing import TYPE_CHECKING, Any
 
 import structlog
 from sqlalchemy import select, update
-from sqlalchemy.dialects.postgresql import insert as pg_insert
-from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import Session
 
-from app.db.engine import rowcount
+from app.db.engine import insert_for, rowcount
 from app.db.models import ContactPreference, Customer, Enrollment, Message, MessageClick, Shop
 
 if TYPE_CHECKING:
@@ -81,8 +79,7 @@ def _contact(s: Session, shop_id: int, customer_id: str, *, lock: bool = False) 
 
 def _preference(s: Session, shop_id: int, customer_id: str, now: datetime) -> ContactPreference:
     """The customer's row, created with the defaults if missing (safely against a concurrent creation)."""
-    insert = pg_insert if s.get_bind().dialect.name == "postgresql" else sqlite_insert
-    s.execute(insert(ContactPreference).values(shop_id=shop_id, customer_external_id=customer_id, updated_at=now)
+    s.execute(insert_for(s, ContactPreference).values(shop_id=shop_id, customer_external_id=customer_id, updated_at=now)
               .on_conflict_do_nothing(index_elements=["shop_id", "customer_external_id"]))
     return s.scalars(select(ContactPreference).where(
         ContactPreference.shop_id == shop_id, ContactPreference.customer_external_id == customer_id)).one()

@@ -16,10 +16,9 @@ from typing import TYPE_CHECKING, Any
 
 import structlog
 from sqlalchemy import select, update
-from sqlalchemy.dialects.postgresql import insert as pg_insert
-from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import Session
 
+from app.db.engine import insert_for
 from app.db.models import Customer, Enrollment, Message, Order, Shop, SurveyResponse
 
 if TYPE_CHECKING:
@@ -133,8 +132,7 @@ def answer(c: Container, message_id: int, score: int, comment: str | None, at: d
     score, comment = _valid(score, comment)
     with c.sessions() as s, s.begin():
         message, shop, customer, order_id, order_name = _message(s, message_id)
-        insert = pg_insert if s.get_bind().dialect.name == "postgresql" else sqlite_insert
-        inserted = s.execute(insert(SurveyResponse).values(
+        inserted = s.execute(insert_for(s, SurveyResponse).values(
             shop_id=message.shop_id, message_id=message.id, customer_external_id=message.customer_external_id,
             order_external_id=order_id, score=score, comment=comment, created_at=at, updated_at=at,
         ).on_conflict_do_nothing(index_elements=["shop_id", "message_id"]).returning(SurveyResponse.id)).first()

@@ -6,6 +6,8 @@ from pathlib import Path
 from typing import Any, cast
 
 from sqlalchemy import CursorResult, Engine, Result, create_engine, event
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import Session, sessionmaker
 
 
@@ -39,6 +41,13 @@ def make_intake_engine(url: str, engine: Engine, **kwargs: Any) -> Engine:
     if engine.dialect.name != "postgresql":
         return engine  # SQLite: one writer at a time anyway; the caller commits
     return make_engine(url, isolation_level="AUTOCOMMIT", pool_pre_ping=False, **kwargs)
+
+
+def insert_for(s: Session, model: Any) -> Any:
+    """INSERT that takes ON CONFLICT DO NOTHING / RETURNING, for the session's backend (PostgreSQL or SQLite)."""
+    if s.get_bind().dialect.name == "postgresql":
+        return pg_insert(model)
+    return sqlite_insert(model)
 
 
 def rowcount(result: Result[Any]) -> int:

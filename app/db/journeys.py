@@ -7,8 +7,6 @@ from decimal import Decimal
 from typing import Any
 
 from sqlalchemy import and_, func, insert, or_, select, update
-from sqlalchemy.dialects.postgresql import insert as pg_insert
-from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import Session
 
 from app.core.enrollment import ORDER_SCOPED, Subject
@@ -16,6 +14,7 @@ from app.core.events import CheckoutUpdated, DomainEvent, OrderEvent
 from app.core.journeys import Journey, from_data, resume_from
 from app.core.ports import AttributionCandidate, LiveJourney, NewEnrollment, NewMessage
 from app.db import models as t
+from app.db.engine import insert_for
 
 UNSENT = ("pending", "waiting")
 
@@ -29,12 +28,6 @@ def journey_of(s: Session, version_id: int, cache: dict[int, Journey]) -> Journe
             raise LookupError(f"journey version {version_id} does not exist")
         journey = cache[version_id] = from_data(definition)
     return journey
-
-
-def insert_ignoring(s: Session, table: Any) -> Any:
-    """INSERT ... ON CONFLICT DO NOTHING on both backends."""
-    dialect = s.get_bind().dialect.name
-    return (pg_insert if dialect == "postgresql" else sqlite_insert)(table)
 
 
 class Journeys:
@@ -101,7 +94,7 @@ class Journeys:
         return facts
 
     def enroll(self, shop_id: int, e: NewEnrollment, messages: list[NewMessage]) -> bool:
-        stmt = insert_ignoring(self.s, t.Enrollment).values(
+        stmt = insert_for(self.s, t.Enrollment).values(
             shop_id=shop_id, journey_id=e.journey_id, version_id=e.version_id, key=e.key, trigger_type=e.trigger_type,
             trigger_key=e.trigger_key, trigger_at=e.trigger_at, customer_external_id=e.customer_id, email=e.email,
             order_external_id=e.order_id, checkout_external_id=e.checkout_id, facts=e.facts, holdout=e.holdout,
@@ -198,7 +191,7 @@ class Journeys:
 
     def attribute(self, shop_id: int, order_id: str, chosen: AttributionCandidate, revenue: Decimal, currency: str,
                   at: datetime) -> bool:
-        stmt = insert_ignoring(self.s, t.Attribution).values(
+        stmt = insert_for(self.s, t.Attribution).values(
             shop_id=shop_id, order_external_id=order_id, message_id=chosen.message_id, journey_id=chosen.journey_id,
             via=chosen.via, revenue=revenue, currency=currency, at=at,
         ).on_conflict_do_nothing(index_elements=["shop_id", "order_external_id"]).returning(t.Attribution.id)
