@@ -27,6 +27,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
+from functools import lru_cache
 from typing import TYPE_CHECKING, Any, cast
 
 import structlog
@@ -138,7 +139,9 @@ class Dispatcher:
     now: Callable[[], datetime] = field(default=lambda: datetime.now(UTC))
     together_s: float = 600.0  # how long a shop's products bought together are reused before being counted again
     _versions: dict[int, jr.Version] = field(default_factory=dict)
-    _together: dict[int, tuple[float, mc.Together]] = field(default_factory=dict)
+    # per shop: when counted, the products bought together, and the picks made from them for each basket
+    _together: dict[int, tuple[float, mc.Together, dict[tuple[str, ...], tuple[rendering.Recommendation, ...]]]] = \
+        field(default_factory=dict)
 
     # --- claiming ----------------------------------------------------------------------------------------------
 
@@ -279,9 +282,15 @@ class Dispatcher:
             return ()
         kept = self._together.get(shop.id)
         if kept is None or stdtime.monotonic() - kept[0] > self.together_s:
-            kept = (stdtime.monotonic(), mc.bought_together(s, shop.id))
+            kept = (stdtime.monotonic(), mc.bought_together(s, shop.id), {})
             self._together[shop.id] = kept
-        return mc.recommendations_from(kept[1], shop, products)
+        basket = tuple(products)
+        picked = kept[2].get(basket)
+        if picked is None:
+            if len(kept[2]) >= 10_000:
+                kept[2].clear()  # bounded memory; the common baskets come back at once
+            picked = kept[2][basket] = mc.recommendations_from(kept[1], shop, products)
+        return picked
 
     def _incentive(self, x: Claimed, step: Step, shop: t.Shop, customer: t.Customer | None, now: datetime
                    ) -> rendering.DiscountCode | None:
@@ -478,6 +487,7 @@ class Dispatcher:
 _LIBRARY = set(jr.DEFAULTS)
 
 
+@lru_cache(maxsize=1024)
 def _source_text(template: rendering.TemplateSource) -> str:
     """All four parts' source: what the context must carry is looked up in it (a recommendation query and a
     survey link only for templates that show them)."""

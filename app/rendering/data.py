@@ -8,6 +8,7 @@ listed here; `VARIABLES` is what validation accepts as top-level names.
 from __future__ import annotations
 
 from decimal import Decimal
+from functools import lru_cache
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -20,8 +21,11 @@ VARIABLES = frozenset(
 
 
 def safe_url(url: str | None) -> str | None:
-    if not url:
-        return None
+    return _safe_url(url) if url else None
+
+
+@lru_cache(maxsize=4096)  # a shop's product, image and store links come up in message after message
+def _safe_url(url: str) -> str | None:
     url = url.strip()
     try:
         parts = urlsplit(url)

@@ -34,8 +34,10 @@ class Amount(Decimal):
         return self
 
 
+@lru_cache(maxsize=512)
 def babel_locale(locale: str | None) -> Locale:
-    """The customer's locale as Babel knows it ("ko-KR", "ja_JP", "en"); English when Babel does not know it."""
+    """The customer's locale as Babel knows it ("ko-KR", "ja_JP", "en"); English when Babel does not know it.
+    One object per locale string, so the formatting caches below find theirs by identity."""
     try:
         return Locale.parse((locale or "en").replace("-", "_"))
     except (UnknownLocaleError, ValueError, TypeError):
@@ -68,6 +70,19 @@ def _currency(amount: Decimal, code: str, locale: Locale) -> str:
     return str(format_currency(amount, code, locale=locale))
 
 
+@lru_cache(maxsize=8192)
+def _number(text: str, locale: Locale) -> str:
+    """A number as the locale writes it, remembered by its exact text ("2", "2.50"): quantities repeat, and
+    Babel's pattern application costs more than the rest of a line item."""
+    return str(format_decimal(Decimal(text), locale=locale))
+
+
+@lru_cache(maxsize=8192)
+def _date(day: date, width: Width, locale: Locale) -> str:
+    """A calendar day in one of the CLDR widths, remembered: an order's date appears in several parts."""
+    return str(format_date(day, width, locale=locale))
+
+
 @dataclass(frozen=True)
 class Formatter:
     """Formats values for one message: Babel locale, timezone, the default currency, the catalog language."""
@@ -87,7 +102,7 @@ class Formatter:
         return _currency(amount, code, self.locale)
 
     def number(self, value: object) -> str:
-        return str(format_decimal(_decimal(value, "number"), locale=self.locale))
+        return _number(str(_decimal(value, "number")), self.locale)
 
     def percent(self, value: Decimal) -> str:
         return str(format_percent(value / 100, locale=self.locale))
@@ -102,7 +117,7 @@ class Formatter:
         if not isinstance(day, date):
             raise TypeError(f"date: expected a date or time, got {_kind(value)}")
         if format in WIDTHS:
-            return str(format_date(day, format, locale=self.locale))
+            return _date(day.date() if isinstance(day, datetime) else day, format, self.locale)
         if not _SKELETON.fullmatch(format):
             raise ValueError(f"date: unknown format {format!r} (use short, medium, long, full or a CLDR skeleton)")
         try:

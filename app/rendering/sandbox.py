@@ -26,8 +26,9 @@ from functools import cache, lru_cache
 from pathlib import Path
 from typing import Any, Literal
 
-from jinja2 import BaseLoader, Environment, StrictUndefined, Template, TemplateNotFound, Undefined
+from jinja2 import BaseLoader, Environment, StrictUndefined, Template, TemplateNotFound, Undefined, nodes
 from jinja2.exceptions import SecurityError
+from jinja2.ext import InternationalizationExtension
 from jinja2.sandbox import ImmutableSandboxedEnvironment
 
 from app.rendering.catalog import translations
@@ -89,6 +90,15 @@ class LayoutLoader(BaseLoader):
 
 class MessageSandbox(ImmutableSandboxedEnvironment):
     intercepted_binops = frozenset({"*", "**", "%"})
+    language = "en"  # the catalog `{% trans %}` reads (set by `environment`)
+
+    def getattr(self, obj: Any, attribute: str) -> Any:
+        """`order.name` on the plain dicts of the render data reads the item at once (Jinja would first look
+        for an attribute and catch the AttributeError, on every dot); anything else goes the sandbox's way.
+        No key of the render data is the name of a dict method, so what a template sees is the same."""
+        if type(obj) is dict and attribute in obj:
+            return obj[attribute]
+        return super().getattr(obj, attribute)
 
     def is_safe_attribute(self, obj: Any, attr: str, value: Any) -> bool:
         for kind in type(obj).__mro__:
@@ -170,13 +180,60 @@ def number_filter(value: Any) -> str:
     return _current().number(_defined(value))
 
 
+@lru_cache(maxsize=4096)
+def _gettext(language: str, message: str) -> str:
+    """The checked translation of one message: the same few dozen strings come up in every message rendered."""
+    return _checked(str(translations(language).gettext(message)))
+
+
+# What a translated `{% trans %}` text may hold to be laid out when the template compiles: %(name)s and %%.
+_PLACEHOLDER = re.compile(r"%\((\w+)\)s|%%")
+_ANY_PERCENT = re.compile(r"%")
+
+
+class TranslatedAtCompile(InternationalizationExtension):
+    """`{% trans %}` translated once, when the template compiles, instead of at every render.
+
+    The environment is per language and its catalog never changes while the process runs, so a `{% trans %}`
+    without a plural or a context is the translated text laid out as template data, with its `%(name)s`
+    placeholders replaced by the block's own expressions (escaped in HTML like any other value), exactly what
+    Jinja's newstyle gettext would produce, minus a call, a catalog lookup and a `%` per block per message.
+    Anything else (plurals, pgettext, a translation with other `%` formats, an unknown placeholder, a text
+    refused by the width check) keeps Jinja's own node and is checked when it renders."""
+
+    def _make_node(self, singular: str, plural: str | None, context: str | None, variables: dict[str, nodes.Expr],
+                   plural_expr: nodes.Expr | None, vars_referenced: bool, num_called_num: bool) -> nodes.Output:
+        jinja = super()._make_node(singular, plural, context, variables, plural_expr, vars_referenced, num_called_num)
+        if plural is not None or context is not None or plural_expr is not None:
+            return jinja
+        try:
+            text = _gettext(getattr(self.environment, "language", "en"), singular)
+        except SecurityError:
+            return jinja
+        pieces: list[nodes.Expr] = []
+        at = 0
+        for m in _PLACEHOLDER.finditer(text):
+            literal = text[at:m.start()]
+            if _ANY_PERCENT.search(literal) or (m.group(1) is not None and m.group(1) not in variables):
+                return jinja
+            pieces.append(nodes.TemplateData(literal + ("%" if m.group(1) is None else "")))
+            if m.group(1) is not None:
+                pieces.append(variables[m.group(1)])
+            at = m.end()
+        if _ANY_PERCENT.search(text[at:]):
+            return jinja
+        pieces.append(nodes.TemplateData(text[at:]))
+        return nodes.Output([p for p in pieces if not (isinstance(p, nodes.TemplateData) and not p.data)],
+                            lineno=jinja.lineno)
+
+
 @cache
 def environment(language: str, kind: Kind) -> MessageSandbox:
     """The sandbox for one catalog language and one kind of output (HTML is autoescaped, text is not)."""
     env = MessageSandbox(
         undefined=StrictUndefined,
         autoescape=kind == "html",
-        extensions=["jinja2.ext.i18n"],
+        extensions=[TranslatedAtCompile],
         loader=LayoutLoader(),
         trim_blocks=False,  # a line ending in {% endtrans %} keeps its line break in plain text
         lstrip_blocks=True,
@@ -184,9 +241,10 @@ def environment(language: str, kind: Kind) -> MessageSandbox:
         finalize=_finalize,
     )
     env.policies["ext.i18n.trimmed"] = True
+    env.language = language
     t = translations(language)
     env.install_gettext_callables(  # type: ignore[attr-defined]  # added by jinja2.ext.i18n
-        gettext=lambda s: _checked(str(t.gettext(s))),
+        gettext=lambda s: _gettext(language, s),
         ngettext=lambda s, p, n: _checked(str(t.ngettext(s, p, n))),
         pgettext=lambda c, s: _checked(str(t.pgettext(c, s))),
         npgettext=lambda c, s, p, n: _checked(str(t.npgettext(c, s, p, n))),

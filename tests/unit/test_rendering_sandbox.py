@@ -8,6 +8,7 @@ from typing import Any
 
 import pytest
 from jinja2.exceptions import SecurityError, TemplateSyntaxError, UndefinedError
+from markupsafe import escape
 
 from app.rendering import MAX_SOURCE, RenderError, TemplateProblem, TemplateSource, render, sample_context, validate
 from app.rendering.render import Part
@@ -171,3 +172,34 @@ def test_filter_errors_name_the_filter_and_line() -> None:
     assert (problem.line, problem.message) == (2, "date: expected a date or time, got str")
     problem = only(validate(with_part("text", "{{ order.created_at|date('yyyy-MM-dd HH:mm:ss zzzz QQQ') }}"), "en"))
     assert "unknown format" in problem.message
+
+
+def test_trans_blocks_translated_when_compiled_read_as_jinjas_own_gettext_would() -> None:
+    """`{% trans %}` is laid out from the catalog when a template compiles (sandbox.TranslatedAtCompile); what it
+    renders must be what Jinja's newstyle gettext gives: values escaped in HTML and raw in text, a literal %
+    kept, the word order of the Korean catalog."""
+    from jinja2 import Environment, StrictUndefined
+
+    from app.rendering.catalog import translations
+
+    def jinja_says(language: str, source: str, autoescape: bool, **values: Any) -> str:
+        env = Environment(extensions=["jinja2.ext.i18n"], autoescape=autoescape, undefined=StrictUndefined)
+        env.policies["ext.i18n.trimmed"] = True
+        env.install_gettext_translations(translations(language), newstyle=True)  # type: ignore[attr-defined]
+        return env.from_string(source).render(**values)
+
+    context = sample_context("en")
+    context = replace(context, customer=replace(context.customer, first_name="<b>Ann</b> & co"))
+    block = "{% trans name=customer.first_name, shop=shop.name %}Hi {{ name }}, 100% from {{ shop }}{% endtrans %}"
+    rendered = render(replace(BASE, html=f"<p>{block}</p>", text=block), context)
+    values = {"customer": {"first_name": "<b>Ann</b> & co"}, "shop": {"name": context.shop.name}}
+    assert rendered.html == jinja_says("en", f"<p>{block}</p>", True, **values) + "\n"
+    assert rendered.html.startswith("<p>Hi &lt;b&gt;Ann&lt;/b&gt; &amp; co, 100% from ")
+    assert rendered.text == jinja_says("en", block, False, **values) + "\n" == (
+        f"Hi <b>Ann</b> & co, 100% from {context.shop.name}\n")
+
+    korean = sample_context("ko")  # a catalog string with a placeholder: the shop's name comes first in Korean
+    line = "{% trans shop=shop.name %}The {{ shop }} team{% endtrans %}"
+    ours = render(replace(BASE, html=line, text=line), korean)
+    expected = jinja_says("ko", line, True, shop={"name": korean.shop.name})
+    assert ours.html == expected + "\n" and expected.startswith(str(escape(korean.shop.name)))
