@@ -43,6 +43,7 @@ from app.core.journeys import (
     Contact,
     Defer,
     Facts,
+    Policy,
     Send,
     Skip,
     Step,
@@ -249,7 +250,7 @@ class Dispatcher:
         contact = mc.contact_of(customer, pref, shop, enrollment.email)
         sent_before = history.get((x.shop_id, x.customer_id or ""), [])
         category = Category(x.category)
-        decision = check(category, Channel(x.channel), contact, jr.Messaging.of(shop).policy, now, sent_before,
+        decision = check(category, Channel(x.channel), contact, _rules(loaded, shop)[1], now, sent_before,
                          x.first_due_at or now)
         if isinstance(decision, Skip):
             return Result("skipped", reason=decision.reason)
@@ -319,7 +320,7 @@ class Dispatcher:
               shop: t.Shop, customer: t.Customer | None, contact: Contact, loaded: mc.Loaded, channel_name: str,
               now: datetime) -> Result:
         settings = self.c.settings
-        messaging = jr.Messaging.of(shop)
+        messaging = _rules(loaded, shop)[0]
         try:
             code = self._incentive(x, step, shop, customer, now)
         except Exception as exc:  # the store is down or refused: try the whole message again later
@@ -485,6 +486,16 @@ class Dispatcher:
 
 
 _LIBRARY = set(jr.DEFAULTS)
+
+
+def _rules(loaded: mc.Loaded, shop: t.Shop) -> tuple[jr.Messaging, Policy]:
+    """The shop's messaging settings and sending policy, worked out once per batch."""
+    key = ("rules", shop.id)
+    got = loaded.memo.get(key)
+    if got is None:
+        messaging = jr.Messaging.of(shop)
+        got = loaded.memo[key] = (messaging, messaging.policy)
+    return cast("tuple[jr.Messaging, Policy]", got)
 
 
 @lru_cache(maxsize=1024)

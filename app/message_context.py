@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from collections import defaultdict
 from collections.abc import Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from decimal import Decimal
 from urllib.parse import quote_plus
 
@@ -31,6 +31,7 @@ class Loaded:
     lines: dict[int, list[t.OrderLine]]
     tracking: dict[int, t.Fulfillment]
     checkouts: dict[tuple[int, str], t.Checkout]
+    memo: dict[object, object] = field(default_factory=dict)  # what the batch works out once (a shop's rules)
 
 
 def _by_shop(pairs: Iterable[tuple[int, str | None]]) -> dict[int, list[str]]:

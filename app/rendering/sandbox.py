@@ -18,7 +18,7 @@
 from __future__ import annotations
 
 import re
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, MutableMapping
 from contextvars import ContextVar
 from datetime import date, datetime
 from decimal import Decimal
@@ -27,8 +27,10 @@ from pathlib import Path
 from typing import Any, Literal
 
 from jinja2 import BaseLoader, Environment, StrictUndefined, Template, TemplateNotFound, Undefined, nodes
+from jinja2.environment import TemplateModule
 from jinja2.exceptions import SecurityError
 from jinja2.ext import InternationalizationExtension
+from jinja2.runtime import Macro
 from jinja2.sandbox import ImmutableSandboxedEnvironment
 
 from app.rendering.catalog import translations
@@ -92,12 +94,23 @@ class MessageSandbox(ImmutableSandboxedEnvironment):
     intercepted_binops = frozenset({"*", "**", "%"})
     language = "en"  # the catalog `{% trans %}` reads (set by `environment`)
 
+    def make_globals(self, d: MutableMapping[str, Any] | None) -> MutableMapping[str, Any]:
+        """A template's globals as one plain dict, not Jinja's ChainMap over the environment's: every render
+        copies them into its context, and a ChainMap is walked key by key in Python to do it. The environment's
+        globals are complete before its first template compiles (`environment`), so nothing is missed."""
+        return dict(super().make_globals(d))
+
     def getattr(self, obj: Any, attribute: str) -> Any:
         """`order.name` on the plain dicts of the render data reads the item at once (Jinja would first look
-        for an attribute and catch the AttributeError, on every dot); anything else goes the sandbox's way.
-        No key of the render data is the name of a dict method, so what a template sees is the same."""
+        for an attribute and catch the AttributeError, on every dot), and `b.lines` on an imported layout
+        module its macro; anything else goes the sandbox's way. No key of the render data is the name of a
+        dict method, and a module's public names are what it exports, so what a template sees is the same."""
         if type(obj) is dict and attribute in obj:
             return obj[attribute]
+        if type(obj) is TemplateModule and not attribute.startswith("_"):
+            macro = obj.__dict__.get(attribute)
+            if type(macro) is Macro:  # `b.lines`: a macro the layouts export, nothing else
+                return macro
         return super().getattr(obj, attribute)
 
     def is_safe_attribute(self, obj: Any, attr: str, value: Any) -> bool:
