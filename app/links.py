@@ -190,9 +190,11 @@ _ATTR = re.compile(r"""[\s/]*([^\s"'>/=]+)(?:\s*=\s*("[^"]*"|'[^']*'|[^\s>]+))?"
 _BODY_END = re.compile(r"</body\s*>", re.IGNORECASE)
 
 
-# Comments, scripts and styles (left as they are), or an <a> start tag, whose quoted attribute values may hold ">".
-_ANCHOR = re.compile(r"""<!--.*?-->|<(script|style)\b.*?</\1\s*>|<a(?=[\s/>])(?:[^>"']|"[^"]*"|'[^']*')*>""",
-                     re.IGNORECASE | re.DOTALL)
+# Where a comment, a script or style element, or an <a> start tag begins; what follows an "<a": its attributes,
+# whose quoted values may hold ">", up to the tag's end; where a script or style element closes.
+_START = re.compile(r"<(?:(!--)|((?i:script|style))\b|[aA](?=[\s/>]))")
+_TAG_REST = re.compile(r"""(?:[^>"']++|"[^"]*+"|'[^']*+')*+>""")
+_CLOSE = {"script": re.compile(r"</(?i:script)\s*>"), "style": re.compile(r"</(?i:style)\s*>")}
 
 
 def _retarget(tag: str, rewrite: Any) -> str:
@@ -214,6 +216,28 @@ def _retarget(tag: str, rewrite: Any) -> str:
     return tag
 
 
+def _anchors(html: str, rewrite: Any) -> str:
+    """`html` with each <a> start tag's href given to `rewrite` (`_retarget`); comments, scripts and styles left
+    as they are. A comment or element that never closes, or a tag that never ends, is read as plain text."""
+    out: list[str] = []
+    done = scan = 0
+    while (m := _START.search(html, scan)) is not None:
+        if m.group(1) is not None:  # <!-- ... -->
+            end = html.find("-->", m.end())
+            scan = m.start() + 1 if end < 0 else end + 3
+        elif m.group(2) is not None:  # <script ...> ... </script>, <style ...> ... </style>
+            close = _CLOSE[m.group(2).lower()].search(html, m.end())
+            scan = m.start() + 1 if close is None else close.end()
+        elif (rest := _TAG_REST.match(html, m.end())) is None:
+            scan = m.start() + 1
+        else:
+            out.append(html[done:m.start()])
+            out.append(_retarget(html[m.start():rest.end()], rewrite))
+            done = scan = rest.end()
+    out.append(html[done:])
+    return "".join(out)
+
+
 def track(html: str, settings: Settings, message_id: int) -> str:
     """The email's HTML with each http(s) <a href> sent through its click URL (but not Encore's own preference,
     unsubscribe or tracking links) and a 1x1 open pixel before </body> (or at the end); nothing else changes."""
@@ -224,11 +248,7 @@ def track(html: str, settings: Settings, message_id: int) -> str:
             return None
         return click_url(settings, message_id, url)
 
-    def anchor(m: re.Match[str]) -> str:
-        tag = m.group(0)
-        return tag if tag.startswith("<!--") or m.group(1) else _retarget(tag, rewrite)
-
-    tracked = _ANCHOR.sub(anchor, html)
+    tracked = _anchors(html, rewrite)
     pixel = (f'<img src="{escape(open_pixel_url(settings, message_id))}" width="1" height="1" alt="" '
              'style="display:block;width:1px;height:1px;border:0">')
     ends = list(_BODY_END.finditer(tracked))
