@@ -184,8 +184,7 @@ class Dispatcher:
     def _process(self, claimed: list[Claimed], now: datetime, stats: Stats) -> None:
         results: dict[int, Result] = {}
         with self.c.sessions() as s:
-            enrollments = {e.id: e for e in s.scalars(select(t.Enrollment).where(
-                t.Enrollment.id.in_(sorted({x.enrollment_id for x in claimed}))))}
+            enrollments = mc.enrollments(s, (x.enrollment_id for x in claimed))
             enabled = dict(s.execute(select(t.JourneyRow.id, t.JourneyRow.enabled).where(
                 t.JourneyRow.id.in_(sorted({x.journey_id for x in claimed})))).all())
             loaded = mc.load(
@@ -222,7 +221,7 @@ class Dispatcher:
                     history[(shop_id, customer_id)].append(sent_at)
         return history
 
-    def _one(self, s: Session, x: Claimed, enrollment: t.Enrollment, version: jr.Version, enabled: bool,
+    def _one(self, s: Session, x: Claimed, enrollment: mc.EnrollmentRow, version: jr.Version, enabled: bool,
              loaded: mc.Loaded, history: dict[tuple[int, str], list[datetime]], now: datetime) -> Result:
         shop = loaded.shops.get(x.shop_id)
         if shop is None or not shop.installed:
@@ -293,7 +292,7 @@ class Dispatcher:
             picked = kept[2][basket] = mc.recommendations_from(kept[1], shop, products)
         return picked
 
-    def _incentive(self, x: Claimed, step: Step, shop: t.Shop, customer: t.Customer | None, now: datetime
+    def _incentive(self, x: Claimed, step: Step, shop: t.Shop, customer: mc.CustomerRow | None, now: datetime
                    ) -> rendering.DiscountCode | None:
         incentive = step.incentive
         if incentive is None:
@@ -316,8 +315,8 @@ class Dispatcher:
                                       value=None if kind == "free_shipping" else incentive.value, expires_at=ends,
                                       currency=shop.currency if kind == "amount" else None)
 
-    def _send(self, s: Session, x: Claimed, enrollment: t.Enrollment, version: jr.Version, step: Step,
-              shop: t.Shop, customer: t.Customer | None, contact: Contact, loaded: mc.Loaded, channel_name: str,
+    def _send(self, s: Session, x: Claimed, enrollment: mc.EnrollmentRow, version: jr.Version, step: Step,
+              shop: t.Shop, customer: mc.CustomerRow | None, contact: Contact, loaded: mc.Loaded, channel_name: str,
               now: datetime) -> Result:
         settings = self.c.settings
         messaging = _rules(loaded, shop)[0]

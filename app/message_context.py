@@ -9,7 +9,9 @@ from __future__ import annotations
 from collections import defaultdict
 from collections.abc import Iterable
 from dataclasses import dataclass, field
+from datetime import datetime
 from decimal import Decimal
+from typing import Any, Protocol, cast
 from urllib.parse import quote_plus
 
 from sqlalchemy import and_, func, select
@@ -20,18 +22,166 @@ from app.core.journeys import Channel, Contact
 from app.db import models as t
 
 
+class CustomerRow(Protocol):
+    """What a message reads of a customer (a row of these columns, or the mapped object)."""
+
+    @property
+    def external_id(self) -> str: ...
+    @property
+    def email(self) -> str | None: ...
+    @property
+    def phone(self) -> str | None: ...
+    @property
+    def first_name(self) -> str | None: ...
+    @property
+    def last_name(self) -> str | None: ...
+    @property
+    def locale(self) -> str | None: ...
+    @property
+    def timezone(self) -> str | None: ...
+    @property
+    def accepts_email_marketing(self) -> bool: ...
+    @property
+    def accepts_sms_marketing(self) -> bool: ...
+    @property
+    def preferred_channel(self) -> str: ...
+    @property
+    def redacted_at(self) -> datetime | None: ...
+
+
+class PreferenceRow(Protocol):
+    @property
+    def customer_external_id(self) -> str: ...
+    @property
+    def email(self) -> bool: ...
+    @property
+    def sms(self) -> bool: ...
+    @property
+    def frequency(self) -> str: ...
+    @property
+    def unsubscribed_at(self) -> datetime | None: ...
+
+
+class OrderRow(Protocol):
+    @property
+    def id(self) -> int: ...
+    @property
+    def external_id(self) -> str: ...
+    @property
+    def name(self) -> str: ...
+    @property
+    def email(self) -> str | None: ...
+    @property
+    def currency(self) -> str: ...
+    @property
+    def subtotal(self) -> Decimal: ...
+    @property
+    def total(self) -> Decimal: ...
+    @property
+    def created_at(self) -> datetime: ...
+
+
+class LineRow(Protocol):
+    @property
+    def order_id(self) -> int: ...
+    @property
+    def product_external_id(self) -> str | None: ...
+    @property
+    def title(self) -> str: ...
+    @property
+    def quantity(self) -> int: ...
+    @property
+    def price(self) -> Decimal: ...
+    @property
+    def total_discount(self) -> Decimal: ...
+
+
+class TrackingRow(Protocol):
+    @property
+    def order_id(self) -> int: ...
+    @property
+    def tracking_company(self) -> str | None: ...
+    @property
+    def tracking_number(self) -> str | None: ...
+    @property
+    def tracking_url(self) -> str | None: ...
+
+
+class CheckoutRow(Protocol):
+    @property
+    def external_id(self) -> str: ...
+    @property
+    def email(self) -> str | None: ...
+    @property
+    def currency(self) -> str: ...
+    @property
+    def total(self) -> Decimal: ...
+    @property
+    def recovery_url(self) -> str | None: ...
+    @property
+    def lines(self) -> dict[str, Any]: ...
+
+
+class EnrollmentRow(Protocol):
+    @property
+    def id(self) -> int: ...
+    @property
+    def shop_id(self) -> int: ...
+    @property
+    def version_id(self) -> int: ...
+    @property
+    def status(self) -> str: ...
+    @property
+    def exit_reason(self) -> str | None: ...
+    @property
+    def facts(self) -> dict[str, Any]: ...
+    @property
+    def email(self) -> str | None: ...
+    @property
+    def order_external_id(self) -> str | None: ...
+    @property
+    def checkout_external_id(self) -> str | None: ...
+
+
+_ENROLLMENT = (t.Enrollment.id, t.Enrollment.shop_id, t.Enrollment.version_id, t.Enrollment.status,
+               t.Enrollment.exit_reason, t.Enrollment.facts, t.Enrollment.email, t.Enrollment.order_external_id,
+               t.Enrollment.checkout_external_id)
+
+
+def enrollments(s: Session, ids: Iterable[int]) -> dict[int, EnrollmentRow]:
+    """The enrollments a batch's messages belong to, by id."""
+    return {e.id: cast(EnrollmentRow, e) for e in s.execute(
+        select(*_ENROLLMENT).where(t.Enrollment.id.in_(sorted(set(ids)))))}
+
+
 @dataclass(frozen=True)
 class Loaded:
-    """A batch's rows, by key."""
+    """A batch's rows, by key: plain rows of the columns a message reads (a batch of 200 is some thousand rows,
+    and mapped objects cost several times as much to make as rows do)."""
 
     shops: dict[int, t.Shop]
-    customers: dict[tuple[int, str], t.Customer]
-    prefs: dict[tuple[int, str], t.ContactPreference]
-    orders: dict[tuple[int, str], t.Order]
-    lines: dict[int, list[t.OrderLine]]
-    tracking: dict[int, t.Fulfillment]
-    checkouts: dict[tuple[int, str], t.Checkout]
+    customers: dict[tuple[int, str], CustomerRow]
+    prefs: dict[tuple[int, str], PreferenceRow]
+    orders: dict[tuple[int, str], OrderRow]
+    lines: dict[int, list[LineRow]]
+    tracking: dict[int, TrackingRow]
+    checkouts: dict[tuple[int, str], CheckoutRow]
     memo: dict[object, object] = field(default_factory=dict)  # what the batch works out once (a shop's rules)
+
+
+_CUSTOMER = (t.Customer.external_id, t.Customer.email, t.Customer.phone, t.Customer.first_name, t.Customer.last_name,
+             t.Customer.locale, t.Customer.timezone, t.Customer.accepts_email_marketing,
+             t.Customer.accepts_sms_marketing, t.Customer.preferred_channel, t.Customer.redacted_at)
+_PREFERENCE = (t.ContactPreference.customer_external_id, t.ContactPreference.email, t.ContactPreference.sms,
+               t.ContactPreference.frequency, t.ContactPreference.unsubscribed_at)
+_ORDER = (t.Order.shop_id, t.Order.id, t.Order.external_id, t.Order.name, t.Order.email, t.Order.currency,
+          t.Order.subtotal, t.Order.total, t.Order.created_at)
+_LINE = (t.OrderLine.order_id, t.OrderLine.product_external_id, t.OrderLine.title, t.OrderLine.quantity,
+         t.OrderLine.price, t.OrderLine.total_discount)
+_TRACKING = (t.Fulfillment.order_id, t.Fulfillment.tracking_company, t.Fulfillment.tracking_number,
+             t.Fulfillment.tracking_url)
+_CHECKOUT = (t.Checkout.external_id, t.Checkout.email, t.Checkout.currency, t.Checkout.total,
+             t.Checkout.recovery_url, t.Checkout.lines)
 
 
 def _by_shop(pairs: Iterable[tuple[int, str | None]]) -> dict[int, list[str]]:
@@ -46,35 +196,36 @@ def load(s: Session, shop_ids: set[int], customers: Iterable[tuple[int, str | No
          orders: Iterable[tuple[int, str | None]], checkouts: Iterable[tuple[int, str | None]]) -> Loaded:
     shops = {row.id: row for row in s.scalars(select(t.Shop).where(t.Shop.id.in_(sorted(shop_ids))))}
     who = _by_shop(customers)
-    found_customers: dict[tuple[int, str], t.Customer] = {}
-    found_prefs: dict[tuple[int, str], t.ContactPreference] = {}
+    found_customers: dict[tuple[int, str], CustomerRow] = {}
+    found_prefs: dict[tuple[int, str], PreferenceRow] = {}
     for shop_id, ids in who.items():
-        for c in s.scalars(select(t.Customer).where(t.Customer.shop_id == shop_id, t.Customer.external_id.in_(ids))):
-            found_customers[(shop_id, c.external_id)] = c
-        for p in s.scalars(select(t.ContactPreference).where(
+        for c in s.execute(select(*_CUSTOMER).where(t.Customer.shop_id == shop_id, t.Customer.external_id.in_(ids))):
+            found_customers[(shop_id, c.external_id)] = cast(CustomerRow, c)
+        for p in s.execute(select(*_PREFERENCE).where(
                 t.ContactPreference.shop_id == shop_id, t.ContactPreference.customer_external_id.in_(ids))):
-            found_prefs[(shop_id, p.customer_external_id)] = p
-    found_orders: dict[tuple[int, str], t.Order] = {}
+            found_prefs[(shop_id, p.customer_external_id)] = cast(PreferenceRow, p)
+    found_orders: dict[tuple[int, str], OrderRow] = {}
     for shop_id, ids in _by_shop(orders).items():
-        for o in s.scalars(select(t.Order).where(t.Order.shop_id == shop_id, t.Order.external_id.in_(ids))):
-            found_orders[(shop_id, o.external_id)] = o
+        for o in s.execute(select(*_ORDER).where(t.Order.shop_id == shop_id, t.Order.external_id.in_(ids))):
+            found_orders[(shop_id, o.external_id)] = cast(OrderRow, o)
     order_ids = [o.id for o in found_orders.values()]
-    lines: dict[int, list[t.OrderLine]] = defaultdict(list)
-    tracking: dict[int, t.Fulfillment] = {}
+    lines: dict[int, list[LineRow]] = defaultdict(list)
+    tracking: dict[int, TrackingRow] = {}
     if order_ids:
         order_shops = sorted({shop_id for shop_id, _ in found_orders})  # first: the lines' index begins with it
-        for line in s.scalars(select(t.OrderLine).where(t.OrderLine.shop_id.in_(order_shops),
-                                                        t.OrderLine.order_id.in_(order_ids))
+        for line in s.execute(select(*_LINE).where(t.OrderLine.shop_id.in_(order_shops),
+                                                   t.OrderLine.order_id.in_(order_ids))
                               .order_by(t.OrderLine.order_id, t.OrderLine.external_id)):
-            lines[line.order_id].append(line)
-        for f in s.scalars(select(t.Fulfillment).where(t.Fulfillment.shop_id.in_(order_shops),
-                                                       t.Fulfillment.order_id.in_(order_ids), t.Fulfillment.status == "success")
+            lines[line.order_id].append(cast(LineRow, line))
+        for f in s.execute(select(*_TRACKING).where(t.Fulfillment.shop_id.in_(order_shops),
+                                                    t.Fulfillment.order_id.in_(order_ids),
+                                                    t.Fulfillment.status == "success")
                            .order_by(t.Fulfillment.created_at)):
-            tracking[f.order_id] = f  # the latest shipment
-    found_checkouts: dict[tuple[int, str], t.Checkout] = {}
+            tracking[f.order_id] = cast(TrackingRow, f)  # the latest shipment
+    found_checkouts: dict[tuple[int, str], CheckoutRow] = {}
     for shop_id, ids in _by_shop(checkouts).items():
-        for ch in s.scalars(select(t.Checkout).where(t.Checkout.shop_id == shop_id, t.Checkout.external_id.in_(ids))):
-            found_checkouts[(shop_id, ch.external_id)] = ch
+        for ch in s.execute(select(*_CHECKOUT).where(t.Checkout.shop_id == shop_id, t.Checkout.external_id.in_(ids))):
+            found_checkouts[(shop_id, ch.external_id)] = cast(CheckoutRow, ch)
     return Loaded(shops, found_customers, found_prefs, found_orders, dict(lines), tracking, found_checkouts)
 
 
@@ -156,7 +307,7 @@ def recommendations_from(together: Together, shop: t.Shop, product_ids: list[str
                  for _, (_, title, price) in best)
 
 
-def _line_items(shop: t.Shop, lines: list[t.OrderLine]) -> tuple[r.LineItem, ...]:
+def _line_items(shop: t.Shop, lines: list[LineRow]) -> tuple[r.LineItem, ...]:
     return tuple(r.LineItem(title=x.title, quantity=x.quantity, unit_price=x.price,
                             total=x.price * x.quantity - x.total_discount, product_url=search_url(shop, x.title))
                  for x in lines)
@@ -197,7 +348,7 @@ def product_ids(loaded: Loaded, shop_id: int, order_id: str | None) -> list[str]
     return sorted({x.product_external_id for x in loaded.lines.get(row.id, []) if x.product_external_id})
 
 
-def contact_of(customer: t.Customer | None, pref: t.ContactPreference | None, shop: t.Shop, email: str | None
+def contact_of(customer: CustomerRow | None, pref: PreferenceRow | None, shop: t.Shop, email: str | None
                ) -> Contact:
     """Whether and how a customer may be reached: the store's consent and Encore's own preferences together."""
     if customer is None:  # a guest: the address the order was placed with, transactional mail only
@@ -212,7 +363,7 @@ def contact_of(customer: t.Customer | None, pref: t.ContactPreference | None, sh
         timezone=customer.timezone or shop.timezone, frequency=pref.frequency if pref else "normal")
 
 
-def customer_of(customer: t.Customer | None, shop: t.Shop, email: str | None) -> r.Customer:
+def customer_of(customer: CustomerRow | None, shop: t.Shop, email: str | None) -> r.Customer:
     tz = (customer.timezone if customer else None) or shop.timezone or "UTC"
     locale = (customer.locale if customer else None) or shop.locale or "en"
     if customer is None:

@@ -115,7 +115,7 @@ def mask(email: str | None) -> str:
     return f"{local[:1]}***@{domain}"  # the same stars whatever the length: nothing of the rest is shown
 
 
-def _who(customer: t.Customer | None, email: str | None) -> str:
+def _who(customer: mc.CustomerRow | None, email: str | None) -> str:
     name = " ".join(p for p in ((customer.first_name if customer else None),
                                  (f"{customer.last_name[:1]}." if customer and customer.last_name else None)) if p)
     address = mask((customer.email if customer else None) or email)
@@ -374,7 +374,7 @@ class _Run:
             review=mc.review_url(self.loaded, self.shop, d.x.order_id),
             survey=links.survey_url(settings, 0) if hasattr(links, "survey_url") else None)
 
-    def _subject(self, d: _Due, customer: t.Customer | None, now: datetime) -> tuple[str, str, str | None]:
+    def _subject(self, d: _Due, customer: mc.CustomerRow | None, now: datetime) -> tuple[str, str, str | None]:
         sid, shop, step = self.shop.id, self.shop, d.step
         messaging = jr.Messaging.of(shop)
         code = None
