@@ -11,6 +11,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import datetime
 from decimal import Decimal
+from functools import lru_cache
 from typing import Any, Protocol, cast
 from urllib.parse import quote_plus
 
@@ -20,6 +21,7 @@ from sqlalchemy.orm import Session, aliased
 from app import rendering as r
 from app.core.journeys import Channel, Contact
 from app.db import models as t
+from app.db.engine import among
 
 
 class CustomerRow(Protocol):
@@ -151,7 +153,7 @@ _ENROLLMENT = (t.Enrollment.id, t.Enrollment.shop_id, t.Enrollment.version_id, t
 def enrollments(s: Session, ids: Iterable[int]) -> dict[int, EnrollmentRow]:
     """The enrollments a batch's messages belong to, by id."""
     return {e.id: cast(EnrollmentRow, e) for e in s.execute(
-        select(*_ENROLLMENT).where(t.Enrollment.id.in_(sorted(set(ids)))))}
+        select(*_ENROLLMENT).where(among(s, t.Enrollment.id, sorted(set(ids)))))}
 
 
 @dataclass(frozen=True)
@@ -199,32 +201,32 @@ def load(s: Session, shop_ids: set[int], customers: Iterable[tuple[int, str | No
     found_customers: dict[tuple[int, str], CustomerRow] = {}
     found_prefs: dict[tuple[int, str], PreferenceRow] = {}
     for shop_id, ids in who.items():
-        for c in s.execute(select(*_CUSTOMER).where(t.Customer.shop_id == shop_id, t.Customer.external_id.in_(ids))):
+        for c in s.execute(select(*_CUSTOMER).where(t.Customer.shop_id == shop_id, among(s, t.Customer.external_id, ids))):
             found_customers[(shop_id, c.external_id)] = cast(CustomerRow, c)
         for p in s.execute(select(*_PREFERENCE).where(
-                t.ContactPreference.shop_id == shop_id, t.ContactPreference.customer_external_id.in_(ids))):
+                t.ContactPreference.shop_id == shop_id, among(s, t.ContactPreference.customer_external_id, ids))):
             found_prefs[(shop_id, p.customer_external_id)] = cast(PreferenceRow, p)
     found_orders: dict[tuple[int, str], OrderRow] = {}
     for shop_id, ids in _by_shop(orders).items():
-        for o in s.execute(select(*_ORDER).where(t.Order.shop_id == shop_id, t.Order.external_id.in_(ids))):
+        for o in s.execute(select(*_ORDER).where(t.Order.shop_id == shop_id, among(s, t.Order.external_id, ids))):
             found_orders[(shop_id, o.external_id)] = cast(OrderRow, o)
     order_ids = [o.id for o in found_orders.values()]
     lines: dict[int, list[LineRow]] = defaultdict(list)
     tracking: dict[int, TrackingRow] = {}
     if order_ids:
         order_shops = sorted({shop_id for shop_id, _ in found_orders})  # first: the lines' index begins with it
-        for line in s.execute(select(*_LINE).where(t.OrderLine.shop_id.in_(order_shops),
-                                                   t.OrderLine.order_id.in_(order_ids))
+        for line in s.execute(select(*_LINE).where(among(s, t.OrderLine.shop_id, order_shops),
+                                                   among(s, t.OrderLine.order_id, order_ids))
                               .order_by(t.OrderLine.order_id, t.OrderLine.external_id)):
             lines[line.order_id].append(cast(LineRow, line))
-        for f in s.execute(select(*_TRACKING).where(t.Fulfillment.shop_id.in_(order_shops),
-                                                    t.Fulfillment.order_id.in_(order_ids),
+        for f in s.execute(select(*_TRACKING).where(among(s, t.Fulfillment.shop_id, order_shops),
+                                                    among(s, t.Fulfillment.order_id, order_ids),
                                                     t.Fulfillment.status == "success")
                            .order_by(t.Fulfillment.created_at)):
             tracking[f.order_id] = cast(TrackingRow, f)  # the latest shipment
     found_checkouts: dict[tuple[int, str], CheckoutRow] = {}
     for shop_id, ids in _by_shop(checkouts).items():
-        for ch in s.execute(select(*_CHECKOUT).where(t.Checkout.shop_id == shop_id, t.Checkout.external_id.in_(ids))):
+        for ch in s.execute(select(*_CHECKOUT).where(t.Checkout.shop_id == shop_id, among(s, t.Checkout.external_id, ids))):
             found_checkouts[(shop_id, ch.external_id)] = cast(CheckoutRow, ch)
     return Loaded(shops, found_customers, found_prefs, found_orders, dict(lines), tracking, found_checkouts)
 
@@ -235,9 +237,14 @@ def store_url(shop: t.Shop) -> str:
 
 def search_url(shop: t.Shop, title: str) -> str:
     """A product's page as both platforms can find it without a handle: the store's own search."""
-    if shop.platform == "woocommerce":
-        return f"https://{shop.domain}/?s={quote_plus(title)}&post_type=product"
-    return f"https://{shop.domain}/search?q={quote_plus(title)}"
+    return _search_url(shop.platform, shop.domain, title)
+
+
+@lru_cache(maxsize=8192)  # a shop's product titles come up in message after message
+def _search_url(platform: str, domain: str, title: str) -> str:
+    if platform == "woocommerce":
+        return f"https://{domain}/?s={quote_plus(title)}&post_type=product"
+    return f"https://{domain}/search?q={quote_plus(title)}"
 
 
 def recommendations(s: Session, shop: t.Shop, product_ids: list[str], limit: int = 1) -> tuple[r.Recommendation, ...]:

@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from pathlib import Path
 from typing import Any, cast
 
-from sqlalchemy import CursorResult, Engine, Result, create_engine, event
+from sqlalchemy import ARRAY, CursorResult, Engine, Result, any_, create_engine, event, literal
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import Session, sessionmaker
@@ -48,6 +49,16 @@ def insert_for(s: Session, model: Any) -> Any:
     if s.get_bind().dialect.name == "postgresql":
         return pg_insert(model)
     return sqlite_insert(model)
+
+
+def among(s: Session, column: Any, values: Iterable[Any]) -> Any:
+    """`column IN (values)`, which on PostgreSQL is `column = ANY(:array)`: one parameter, so the statement's text
+    is the same whatever the number of values and both SQLAlchemy's and psycopg's caches of it hold (an IN list
+    is a statement of its own for every length)."""
+    wanted = list(values)
+    if s.get_bind().dialect.name == "postgresql":
+        return column == any_(literal(wanted, ARRAY(column.type)))
+    return column.in_(wanted)
 
 
 def rowcount(result: Result[Any]) -> int:

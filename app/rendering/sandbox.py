@@ -120,6 +120,15 @@ class MessageSandbox(ImmutableSandboxedEnvironment):
                 return attr in allowed
         return bool(super().is_safe_attribute(obj, attr, value))
 
+    def call(__self, __context: Any, __obj: Any, *args: Any, **kwargs: Any) -> Any:  # noqa: N805  (Jinja's own names)
+        """A template's own macro (`b.lines(...)`) is called as it is: it is template code, with nothing unsafe
+        to check and no context to pass; everything else goes through the sandbox's checks."""
+        if type(__obj) is Macro:
+            kwargs.pop("_block_vars", None)  # what Jinja adds for context functions (Context.call drops them too)
+            kwargs.pop("_loop_vars", None)
+            return __obj(*args, **kwargs)
+        return super().call(__context, __obj, *args, **kwargs)
+
     def wrap_str_format(self, value: Any) -> Callable[..., str] | None:
         """Jinja would hand out a sandboxed `str.format`; here it is refused like any other method (padding
         such as "{:999999999}" would build any size of string)."""
