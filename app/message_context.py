@@ -6,6 +6,7 @@ Every read is one query per batch, not per message: a dispatcher batch of 200 co
 
 from __future__ import annotations
 
+import heapq
 from collections import defaultdict
 from collections.abc import Iterable
 from dataclasses import dataclass, field
@@ -302,16 +303,17 @@ def recommendations_from(together: Together, shop: t.Shop, product_ids: list[str
     that, a basket of several products misses the counts below each product's kept partners, which can only
     change a close call."""
     basket = set(product_ids)
-    scores: dict[str, tuple[int, str, Decimal]] = {}
+    counts: dict[str, int] = {}
     for product in basket:
-        for partner, (n, title, price) in together.partners.get(product, {}).items():
-            if partner in basket:
-                continue
-            seen = scores.get(partner)
-            scores[partner] = (n, title, price) if seen is None else (seen[0] + n, min(seen[1], title), min(seen[2], price))
-    best = sorted(scores.items(), key=lambda kv: (-kv[1][0], kv[0]))[:limit]
-    return tuple(r.Recommendation(title=title, url=search_url(shop, title), price=price, currency=shop.currency)
-                 for _, (_, title, price) in best)
+        for partner, (n, _, _) in together.partners.get(product, {}).items():
+            if partner not in basket:
+                counts[partner] = counts.get(partner, 0) + n
+    picks = []
+    for partner in heapq.nsmallest(limit, counts, key=lambda p: (-counts[p], p)):
+        seen = [found[partner] for product in basket if partner in (found := together.partners.get(product, {}))]
+        title, price = min(x[1] for x in seen), min(x[2] for x in seen)
+        picks.append(r.Recommendation(title=title, url=search_url(shop, title), price=price, currency=shop.currency))
+    return tuple(picks)
 
 
 def _line_items(shop: t.Shop, lines: list[LineRow]) -> tuple[r.LineItem, ...]:

@@ -23,6 +23,8 @@ KINDS: dict[Part, sandbox.Kind] = {"subject": "text", "html": "html", "text": "t
 MAX_SOURCE = 64 * 1024  # bytes of UTF-8 per part
 
 _NO_FILTER = re.compile(r"No filter named '([^']+)'")
+_BLANK_LINE = re.compile(r"\n[ \t]*(?=\n)")
+_BLANK_RUN = re.compile(r"\n{3,}")
 
 
 @dataclass(frozen=True)
@@ -140,10 +142,10 @@ def tidy(part: Part, rendered: str) -> str:
     if part == "html":
         html = rendered.strip()
         if "<pre" not in html and "<textarea" not in html:  # blank lines mean nothing elsewhere in HTML
-            html = re.sub(r"\n[ \t]*(?=\n)", "", html)
+            html = _BLANK_LINE.sub("", html)
         return html + "\n" if html else ""
     lines = [line.rstrip() for line in rendered.replace("\r\n", "\n").replace("\r", "\n").split("\n")]
-    text = re.sub(r"\n{3,}", "\n\n", "\n".join(lines)).strip()
+    text = _BLANK_RUN.sub("\n\n", "\n".join(lines)).strip()
     return text + "\n" if text and part == "text" else text
 
 
