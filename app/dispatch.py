@@ -17,13 +17,14 @@ goes twice when a dispatcher is killed:
 from __future__ import annotations
 
 import base64
+import contextlib
 import hashlib
 import hmac
 import random
 import threading
 import time as stdtime
 from collections import defaultdict
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
@@ -31,7 +32,7 @@ from functools import lru_cache
 from typing import TYPE_CHECKING, Any, cast
 
 import structlog
-from sqlalchemy import Table, bindparam, or_, select, update
+from sqlalchemy import Table, bindparam, or_, select, text, update
 from sqlalchemy.orm import Session
 
 from app import journeys as jr
@@ -65,6 +66,7 @@ log = structlog.get_logger(__name__)
 MAX_ATTEMPTS = 6
 CHANNEL_PARTS: dict[str, tuple[rendering.Part, ...]] = {"email": ("subject", "html", "text"), "sms": ("sms",)}
 LOOKBACK = timedelta(days=31)  # the longest frequency window (a customer's monthly cap)
+BUSY_WAIT = timedelta(seconds=5)  # a customer another dispatcher is sending marketing to: look again after this
 
 
 def confirms(channel: ChannelPort) -> bool:
@@ -152,8 +154,15 @@ class Dispatcher:
         due = select(m.id).where(m.status == "pending", m.due_at <= now).order_by(m.due_at).limit(self.batch)
         with self.c.sessions() as s, s.begin():
             if s.get_bind().dialect.name == "postgresql":
-                due = due.with_for_update(skip_locked=True)
-            rows = s.execute(update(m).where(m.id.in_(due.scalar_subquery()), m.status == "pending")
+                # The batch is picked once, in a materialized CTE. Inside `id IN (subquery)` the planner may run
+                # the locking subquery again for each row (a nested loop), and a rerun skips the rows this very
+                # UPDATE has changed and hands out the next ones: a batch of 1 claimed 2 (the two-dispatcher
+                # test found it).
+                picked = due.with_for_update(skip_locked=True).cte("due").prefix_with("MATERIALIZED")
+                which = m.id == picked.c.id
+            else:
+                which = m.id.in_(due.scalar_subquery())
+            rows = s.execute(update(m).where(which, m.status == "pending")
                              .values(status="claimed", lease_until=lease)
                              .returning(m.id, m.shop_id, m.enrollment_id, m.journey_id, m.step, m.key,
                                         m.customer_external_id, m.category, m.channel, m.first_due_at, m.latest_at,
@@ -182,6 +191,34 @@ class Dispatcher:
         return version
 
     def _process(self, claimed: list[Claimed], now: datetime, stats: Stats) -> None:
+        with self._marketing_locks(claimed) as busy:
+            self._process_locked(claimed, now, stats, busy)
+
+    @contextlib.contextmanager
+    def _marketing_locks(self, claimed: list[Claimed]) -> Iterator[set[tuple[int, str]]]:
+        """The frequency cap is one for all of a customer's marketing, however many dispatchers run: on
+        PostgreSQL, a batch holds a session advisory lock per customer it may send marketing to, from before it
+        reads their history until its results are committed. A customer another dispatcher holds is yielded as
+        busy (their messages wait a few seconds, then see what the other one sent). The locks go with the
+        connection if the process dies."""
+        wanted = sorted({(x.shop_id, x.customer_id) for x in claimed if x.category == "marketing" and x.customer_id})
+        if not wanted or self.c.engine.dialect.name != "postgresql":
+            yield set()
+            return
+        keys = {_lock_key(shop_id, customer_id): (shop_id, customer_id) for shop_id, customer_id in wanted}
+        with self.c.engine.connect() as conn:
+            got: dict[int, bool] = {k: ok for k, ok in conn.execute(text(
+                "SELECT k, pg_try_advisory_lock(k) FROM unnest(CAST(:keys AS bigint[])) k"), {"keys": sorted(keys)})}
+            conn.commit()
+            try:
+                yield {who for key, who in keys.items() if not got.get(key)}
+            finally:
+                conn.execute(text("SELECT pg_advisory_unlock(k) FROM unnest(CAST(:keys AS bigint[])) k"),
+                             {"keys": sorted(k for k, ok in got.items() if ok)})
+                conn.commit()
+
+    def _process_locked(self, claimed: list[Claimed], now: datetime, stats: Stats, busy: set[tuple[int, str]]
+                        ) -> None:
         results: dict[int, Result] = {}
         with self.c.sessions() as s:
             enrollments = mc.enrollments(s, (x.enrollment_id for x in claimed))
@@ -195,6 +232,10 @@ class Dispatcher:
             history = self._marketing_history(s, claimed, now)
             # When the frequency cap must choose among a customer's messages, the higher priority goes first.
             for x in sorted(claimed, key=lambda m: (-m.priority, m.first_due_at or now, m.id)):
+                if x.category == "marketing" and (x.shop_id, x.customer_id) in busy:
+                    results[x.id] = Result("pending", due_at=now + BUSY_WAIT, deferred="another dispatcher is "
+                                           "sending this customer marketing")
+                    continue
                 enrollment = enrollments[x.enrollment_id]
                 results[x.id] = self._one(s, x, enrollment, self._version(s, enrollment.version_id),
                                           bool(enabled.get(x.journey_id)), loaded, history, now)
@@ -485,6 +526,12 @@ class Dispatcher:
 
 
 _LIBRARY = set(jr.DEFAULTS)
+
+
+def _lock_key(shop_id: int, customer_id: str) -> int:
+    """A customer's advisory lock key: 64 bits of a hash (a collision only makes a message wait a few seconds)."""
+    digest = hashlib.blake2b(f"encore.cap:{shop_id}:{customer_id}".encode(), digest_size=8).digest()
+    return int.from_bytes(digest, "big", signed=True)
 
 
 def _rules(loaded: mc.Loaded, shop: t.Shop) -> tuple[jr.Messaging, Policy]:

@@ -5,6 +5,7 @@ and why."""
 
 from __future__ import annotations
 
+import threading
 from dataclasses import replace
 from datetime import datetime, time, timedelta
 from decimal import Decimal
@@ -25,6 +26,7 @@ from app.db import models as t
 from app.db.uow import SqlUnitOfWork
 from app.dispatch import Dispatcher
 from app.rendering import TemplateSource
+from tests.conftest import USE_PG
 from tests.fakes import FakeStorePlatform
 from tests.journeys import T0, Clock, customer, journey_shop, messages, observe, order, read_outbox
 
@@ -214,6 +216,45 @@ def test_one_frequency_cap_for_all_marketing_defers_to_the_next_day(
     assert second["due_at"] == first_sent + timedelta(days=1)
     clock.at = second["due_at"]
     assert dispatcher.run_once().sent == 1
+
+
+@pytest.mark.skipif(not USE_PG, reason="dispatchers side by side need PostgreSQL (SKIP LOCKED, advisory locks)")
+def test_the_cap_holds_across_two_dispatchers_sending_at_once(
+        container: Container, clock: Clock, shop: int, outbox: OutboxChannel, store: FakeStorePlatform) -> None:
+    """Two dispatchers each claim one of a customer's two marketing messages at the same moment. Without a lock
+    both would read an empty history and both would send; the second waits for the first and then sees it."""
+    observe(container, clock, shop, cmd.ObserveOrder(shop, order("900", at=T0 - timedelta(days=40)), customer()))
+    observe(container, clock, shop, cmd.ObserveCheckout(shop, _checkout(), customer()))
+    observe(container, clock, shop, cmd.ObserveCheckout(shop, replace(_checkout(), external_id="c2"), customer()))
+    clock.advance(hours=2)
+    sending, go_on = threading.Event(), threading.Event()
+
+    class Slow:
+        """The outbox, holding the first send until the other dispatcher has had its turn."""
+
+        def send(self, message: OutboundMessage) -> SendResult:
+            sending.set()
+            assert go_on.wait(10)
+            return outbox.send(message)
+
+    first = Dispatcher(container, {"email": Slow()}, platform_for=lambda _: store, now=clock.now, batch=1)
+    second = Dispatcher(container, {"email": outbox}, platform_for=lambda _: store, now=clock.now, batch=1)
+    worker = threading.Thread(target=first.run_once)
+    worker.start()
+    assert sending.wait(10)
+    held = second.run_once()  # claims the other cart message while the first is being sent
+    go_on.set()
+    worker.join(10)
+    carts = [m for m in messages(container, shop) if m["journey"] == "abandoned_cart"]
+    assert held.claimed == 1 and sorted(m["status"] for m in carts) == ["pending", "sent"]
+    waiting = next(m for m in carts if m["status"] == "pending")
+    assert waiting["deferred"] == "another dispatcher is sending this customer marketing"
+    assert waiting["due_at"] == clock.at + timedelta(seconds=5)
+    clock.advance(seconds=5)
+    second.run_once()  # now it sees what the first one sent: the day's one marketing message has gone
+    waiting = next(m for m in messages(container, shop) if m["id"] == waiting["id"])
+    assert (waiting["status"], waiting["deferred"]) == ("pending", "frequency cap")
+    assert len(read_outbox(outbox)) == 1
 
 
 def test_holdout_share_receives_nothing_and_is_recorded(
