@@ -10,6 +10,7 @@ from email import message_from_bytes, policy
 from typing import Any
 
 from sqlalchemy import select
+from sqlalchemy.orm import Session
 
 from app import journeys as jr
 from app.bootstrap import Container
@@ -57,6 +58,25 @@ def order(oid: str = "1001", cid: str | None = "501", at: datetime = T0, **kw: A
                        subtotal=Decimal("33.00"), name=f"#{oid}", customer_id=cid, email="ana@example.com",
                        payment=PaymentStatus.PAID, processed_at=at, lines=lines)
     return replace(base, **kw)
+
+
+def seed_enrollment(s: Session, shop_id: int, key: str, customer_id: str, at: datetime, *, trigger_type: str,
+                    order_id: str | None = None) -> t.Enrollment:
+    """A journey of `key` (switched on, an empty version 1) and one active enrollment in it for the customer,
+    inserted directly: for tests of what hangs off an enrollment (preferences, surveys), not of enrolling."""
+    journey = t.JourneyRow(shop_id=shop_id, key=key, enabled=True)
+    s.add(journey)
+    s.flush()
+    version = t.JourneyVersion(shop_id=shop_id, journey_id=journey.id, version=1, definition={}, templates={})
+    s.add(version)
+    s.flush()
+    enrollment = t.Enrollment(
+        shop_id=shop_id, journey_id=journey.id, version_id=version.id, key=f"{key}:{customer_id}",
+        trigger_type=trigger_type, trigger_key="order-1", trigger_at=at, customer_external_id=customer_id,
+        email=f"{customer_id}@example.com", order_external_id=order_id, facts={}, created_at=at)
+    s.add(enrollment)
+    s.flush()
+    return enrollment
 
 
 def observe(c: Container, clock: Clock, shop_id: int, command: Any) -> None:

@@ -18,6 +18,7 @@ from app import links, preferences
 from app.bootstrap import Container
 from app.channels.sms import twilio_signature
 from app.db import models as t
+from tests.journeys import seed_enrollment
 
 NOW = datetime(2026, 3, 2, 9, 0, tzinfo=UTC)
 
@@ -45,22 +46,11 @@ def seed(c: Container, *, customer_id: str = "cust-1", locale: str | None = "en"
         sent = 0
         for key, category, steps in (("win_back", "marketing", ("sent", "pending", "waiting")),
                                      ("shipped", "transactional", ("pending",))):
-            journey = t.JourneyRow(shop_id=shop.id, key=key, enabled=True)
-            s.add(journey)
-            s.flush()
-            version = t.JourneyVersion(shop_id=shop.id, journey_id=journey.id, version=1, definition={}, templates={})
-            s.add(version)
-            s.flush()
-            enrollment = t.Enrollment(
-                shop_id=shop.id, journey_id=journey.id, version_id=version.id, key=f"{key}:{customer_id}",
-                trigger_type="OrderPaid", trigger_key="order-1", trigger_at=NOW, customer_external_id=customer_id,
-                email=f"{customer_id}@example.com", facts={}, created_at=NOW)
-            s.add(enrollment)
-            s.flush()
+            enrollment = seed_enrollment(s, shop.id, key, customer_id, NOW, trigger_type="OrderPaid")
             ids[category] = enrollment.id
             for n, status in enumerate(steps):
                 message = t.Message(
-                    shop_id=shop.id, enrollment_id=enrollment.id, journey_id=journey.id, step=f"step{n}",
+                    shop_id=shop.id, enrollment_id=enrollment.id, journey_id=enrollment.journey_id, step=f"step{n}",
                     key=f"{key}:{customer_id}:step{n}", customer_external_id=customer_id, category=category,
                     channel="email", status=status, due_at=NOW + timedelta(days=n), created_at=NOW,
                     sent_at=NOW if status == "sent" else None)

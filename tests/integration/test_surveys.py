@@ -17,6 +17,7 @@ from app import links, surveys
 from app.bootstrap import Container
 from app.db import models as t
 from tests.integration.test_preferences import _flip, _forge, assert_secure
+from tests.journeys import seed_enrollment
 
 NOW = datetime(2026, 3, 9, 10, 0, tzinfo=UTC)
 SENT = NOW - timedelta(days=1)
@@ -46,21 +47,11 @@ def seed(c: Container, *, customer_id: str = "cust-1", locale: str | None = "en"
                           currency="USD", subtotal=20, total=22, total_tax=2, total_shipping=0, total_discounts=0,
                           refunded_amount=0, payment_status="paid", status="fulfilled", created_at=NOW,
                           external_updated_at=NOW))
-        journey = t.JourneyRow(shop_id=shop.id, key="survey", enabled=True)
-        s.add(journey)
-        s.flush()
-        version = t.JourneyVersion(shop_id=shop.id, journey_id=journey.id, version=1, definition={}, templates={})
-        s.add(version)
-        s.flush()
-        enrollment = t.Enrollment(
-            shop_id=shop.id, journey_id=journey.id, version_id=version.id, key=f"survey:{customer_id}",
-            trigger_type="OrderDelivered", trigger_key="order-1", trigger_at=NOW, customer_external_id=customer_id,
-            email=f"{customer_id}@example.com", order_external_id="order-1", facts={}, created_at=NOW)
-        s.add(enrollment)
-        s.flush()
+        enrollment = seed_enrollment(s, shop.id, "survey", customer_id, NOW, trigger_type="OrderDelivered",
+                                     order_id="order-1")
         sent = status == "sent"
         message = t.Message(
-            shop_id=shop.id, enrollment_id=enrollment.id, journey_id=journey.id, step="survey",
+            shop_id=shop.id, enrollment_id=enrollment.id, journey_id=enrollment.journey_id, step="survey",
             key=f"survey:{customer_id}:survey", customer_external_id=customer_id, category="transactional",
             channel="email", status=status, due_at=SENT, created_at=SENT, sent_at=SENT if sent else None,
             code=code if sent else None)
