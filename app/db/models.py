@@ -488,6 +488,62 @@ class SurveyResponse(Base):
     updated_at: Mapped[datetime]
 
 
-SHOP_TABLES = [SurveyResponse, ContactPreference, Attribution, MessageClick, Message, Enrollment, JourneyVersion,
-               JourneyRow, HistoryImport, DataExport, EventRow, InboxRow, Checkout, Refund, Fulfillment, OrderLine,
-               Order, Product, Customer]
+class LoyaltyRule(Base):
+    """One version of a shop's earning rule (app.core.loyalty.EarnRule as plain data); never edited."""
+
+    __tablename__ = "loyalty_rules"
+    __table_args__ = (UniqueConstraint("shop_id", "version"),)
+
+    id: Mapped[int] = mapped_column(Id, primary_key=True)
+    shop_id: Mapped[int] = mapped_column(ForeignKey("shops.id", ondelete="CASCADE"))
+    version: Mapped[int]
+    definition: Mapped[dict[str, Any]]
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class LoyaltyAccount(Base):
+    """A customer's points: the snapshot of their ledger, written in the same transaction as every entry."""
+
+    __tablename__ = "loyalty_accounts"
+    __table_args__ = (UniqueConstraint("shop_id", "customer_external_id"),)
+
+    id: Mapped[int] = mapped_column(Id, primary_key=True)
+    shop_id: Mapped[int] = mapped_column(ForeignKey("shops.id", ondelete="CASCADE"))
+    customer_external_id: Mapped[str] = mapped_column(String(64))
+    available: Mapped[int] = mapped_column(BigInteger, default=0)
+    pending: Mapped[int] = mapped_column(BigInteger, default=0)
+    last_activity_at: Mapped[datetime | None]  # the last entry: expiry counts inactivity from here
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class LedgerEntry(Base):
+    """One posting: whole points into or out of one balance of one account, for one reason. Append-only; the key
+    makes posting the same thing twice one entry."""
+
+    __tablename__ = "ledger_entries"
+    __table_args__ = (
+        UniqueConstraint("account_id", "key"),
+        Index("ix_ledger_entries_order", "shop_id", "order_external_id"),
+        Index("ix_ledger_entries_account", "account_id", "created_at"),
+    )
+
+    id: Mapped[int] = mapped_column(Id, primary_key=True)
+    shop_id: Mapped[int] = mapped_column(ForeignKey("shops.id", ondelete="CASCADE"))
+    account_id: Mapped[int] = mapped_column(ForeignKey("loyalty_accounts.id", ondelete="CASCADE"))
+    key: Mapped[str] = mapped_column(String(255))
+    amount: Mapped[int] = mapped_column(BigInteger)
+    balance: Mapped[str] = mapped_column(String(16))  # pending / available
+    reason: Mapped[str] = mapped_column(String(16))  # app.core.loyalty.Reason
+    rule_version: Mapped[int | None]  # the earning rule that produced it (earned points and their reversals)
+    order_external_id: Mapped[str | None] = mapped_column(String(64))
+    line_external_id: Mapped[str | None] = mapped_column(String(64))
+    detail: Mapped[dict[str, Any] | None]  # an earning's amount and rate; a redemption's reward
+    staff: Mapped[str | None] = mapped_column(String(255))  # who adjusted by hand
+    note: Mapped[str | None] = mapped_column(Text)
+    created_at: Mapped[datetime]
+
+
+SHOP_TABLES = [LedgerEntry, LoyaltyAccount, LoyaltyRule, SurveyResponse, ContactPreference, Attribution,
+               MessageClick, Message, Enrollment, JourneyVersion, JourneyRow, HistoryImport, DataExport, EventRow,
+               InboxRow, Checkout, Refund, Fulfillment, OrderLine, Order, Product, Customer]

@@ -1,0 +1,121 @@
+"""The points ledger in the database: postings written with their account's snapshot in one transaction,
+idempotent by key, checked by the core's rules (`app.core.loyalty`), and a check that every snapshot is the
+sum of its entries.
+
+    with c.sessions() as s, s.begin():
+        posted = loyalty.post(s, shop_id, "cust-1", [Posting(Entry(120, Balance.PENDING, Reason.EARNED, "o:1001:1"),
+                                                               rule_version=3, order_id="1001", line_id="1")], now)
+    posted.account   # Account(available=..., pending=...)
+    posted.new       # entries written now (0: all of them were posted before)
+
+Concurrency: the account row is locked (`FOR UPDATE` on PostgreSQL; SQLite has one writer at a time) before
+its entries are read and written, so postings to one account are serial and postings to different accounts
+are not. A posting the core refuses (`NotEnoughPoints`, `LoyaltyError`) raises before anything is written.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import case, func, insert, select, update
+from sqlalchemy.orm import Session
+
+from app.core.loyalty import Account, Balance, Entry
+from app.db.engine import insert_for
+from app.db.models import LedgerEntry, LoyaltyAccount
+
+
+@dataclass(frozen=True)
+class Posting:
+    """An entry and what it is about."""
+
+    entry: Entry
+    rule_version: int | None = None
+    order_id: str | None = None
+    line_id: str | None = None
+    detail: dict[str, Any] | None = None
+    staff: str | None = None
+    note: str | None = None
+
+
+@dataclass(frozen=True)
+class Posted:
+    account: Account
+    new: int
+
+
+@dataclass(frozen=True)
+class Mismatch:
+    account_id: int
+    shop_id: int
+    customer_id: str
+    snapshot: Account
+    entries: Account  # what the entries add up to
+
+
+def account_id(s: Session, shop_id: int, customer_id: str, now: datetime) -> int:
+    """The customer's account, opened on first use (two openings at once make one account)."""
+    s.execute(insert_for(s, LoyaltyAccount).values(
+        shop_id=shop_id, customer_external_id=customer_id, available=0, pending=0, created_at=now, updated_at=now)
+        .on_conflict_do_nothing(index_elements=["shop_id", "customer_external_id"]))
+    found = s.scalar(select(LoyaltyAccount.id).where(LoyaltyAccount.shop_id == shop_id,
+                                                      LoyaltyAccount.customer_external_id == customer_id))
+    assert found is not None
+    return int(found)
+
+
+def post(s: Session, shop_id: int, customer_id: str, postings: Sequence[Posting], now: datetime) -> Posted:
+    """Write `postings` to the customer's account in the caller's transaction, with the new snapshot. Entries
+    whose key the account has already (the same request again) are left out; what is left must pass the core's
+    rules, or nothing is written."""
+    aid = account_id(s, shop_id, customer_id, now)
+    available, pending = s.execute(select(LoyaltyAccount.available, LoyaltyAccount.pending)
+                                   .where(LoyaltyAccount.id == aid).with_for_update()).one()
+    before = Account(int(available), int(pending))
+    keys = [p.entry.key for p in postings]
+    seen = set(s.scalars(select(LedgerEntry.key).where(LedgerEntry.account_id == aid, LedgerEntry.key.in_(keys))))
+    fresh: list[Posting] = []
+    for p in postings:
+        if p.entry.key not in seen:
+            seen.add(p.entry.key)
+            fresh.append(p)
+    if not fresh:
+        return Posted(before, 0)
+    after = before.post(p.entry for p in fresh)
+    s.execute(insert(LedgerEntry), [{
+        "shop_id": shop_id, "account_id": aid, "key": p.entry.key, "amount": p.entry.amount,
+        "balance": p.entry.balance.value, "reason": p.entry.reason.value, "rule_version": p.rule_version,
+        "order_external_id": p.order_id, "line_external_id": p.line_id, "detail": p.detail, "staff": p.staff,
+        "note": p.note, "created_at": now} for p in fresh])
+    s.execute(update(LoyaltyAccount).where(LoyaltyAccount.id == aid).values(
+        available=after.available, pending=after.pending, last_activity_at=now, updated_at=now))
+    return Posted(after, len(fresh))
+
+
+def balance(s: Session, shop_id: int, customer_id: str) -> Account:
+    """The snapshot (an instant read: one row)."""
+    row = s.execute(select(LoyaltyAccount.available, LoyaltyAccount.pending).where(
+        LoyaltyAccount.shop_id == shop_id, LoyaltyAccount.customer_external_id == customer_id)).first()
+    return Account() if row is None else Account(int(row.available), int(row.pending))
+
+
+def mismatches(s: Session, shop_id: int | None = None) -> list[Mismatch]:
+    """Every account whose snapshot is not the sum of its entries, per balance (none, or the books are wrong)."""
+    available = func.coalesce(func.sum(case((LedgerEntry.balance == Balance.AVAILABLE.value, LedgerEntry.amount),
+                                            else_=0)), 0)
+    pending = func.coalesce(func.sum(case((LedgerEntry.balance == Balance.PENDING.value, LedgerEntry.amount),
+                                          else_=0)), 0)
+    sums = (select(LedgerEntry.account_id, available.label("available"), pending.label("pending"))
+            .group_by(LedgerEntry.account_id).subquery())
+    a = LoyaltyAccount
+    q = (select(a.id, a.shop_id, a.customer_external_id, a.available, a.pending,
+                func.coalesce(sums.c.available, 0), func.coalesce(sums.c.pending, 0))
+         .outerjoin(sums, sums.c.account_id == a.id)
+         .where((a.available != func.coalesce(sums.c.available, 0)) | (a.pending != func.coalesce(sums.c.pending, 0))))
+    if shop_id is not None:
+        q = q.where(a.shop_id == shop_id)
+    return [Mismatch(r[0], r[1], r[2], Account(int(r[3]), int(r[4])), Account(int(r[5]), int(r[6])))
+            for r in s.execute(q)]

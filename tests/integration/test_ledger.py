@@ -1,0 +1,103 @@
+"""The points ledger in the database (app/loyalty.py): postings written with the snapshot in one transaction,
+the same posting twice written once, a refused posting writing nothing, the check that every snapshot is the
+sum of its entries (and that it notices when one is not), and one hot account posted to from many threads."""
+
+from __future__ import annotations
+
+import threading
+from datetime import UTC, datetime
+
+import pytest
+from sqlalchemy import func, select, update
+
+from app import loyalty
+from app.bootstrap import Container
+from app.core.loyalty import Account, Balance, Entry, NotEnoughPoints, Reason, confirm
+from app.db import models as t
+from app.loyalty import Posting
+from tests.conftest import USE_PG
+from tests.helpers import add_shop
+
+NOW = datetime(2026, 11, 20, 12, tzinfo=UTC)
+
+
+def earned(points: int, key: str) -> Posting:
+    return Posting(Entry(points, Balance.PENDING, Reason.EARNED, key), rule_version=1, order_id=key.split(":")[0],
+                   line_id=key.split(":")[-1], detail={"amount": str(points), "rate": "1"})
+
+
+def entries(c: Container) -> int:
+    with c.sessions() as s:
+        return int(s.scalar(select(func.count()).select_from(t.LedgerEntry)) or 0)
+
+
+def test_postings_keep_the_snapshot_and_the_same_posting_twice_is_one(container: Container) -> None:
+    shop = add_shop(container)
+    with container.sessions() as s, s.begin():
+        first = loyalty.post(s, shop, "c1", [earned(120, "1001:1"), earned(30, "1001:2")], NOW)
+    assert (first.account, first.new) == (Account(available=0, pending=150), 2)
+    with container.sessions() as s, s.begin():  # the same webhook again, and the order confirmed
+        again = loyalty.post(s, shop, "c1", [earned(120, "1001:1"), earned(30, "1001:2"),
+                                             *(Posting(e) for e in confirm(150, "1001:confirm"))], NOW)
+    assert (again.account, again.new) == (Account(available=150, pending=0), 2)
+    with container.sessions() as s:
+        assert loyalty.balance(s, shop, "c1") == Account(150, 0)
+        assert loyalty.balance(s, shop, "nobody") == Account()
+        assert loyalty.mismatches(s) == []
+        row = s.scalars(select(t.LedgerEntry).where(t.LedgerEntry.key == "1001:1")).one()
+        assert (row.amount, row.balance, row.reason, row.rule_version, row.order_external_id) == (
+            120, "pending", "earned", 1, "1001")
+
+
+def test_a_refused_redemption_writes_nothing(container: Container) -> None:
+    shop = add_shop(container)
+    with container.sessions() as s, s.begin():
+        loyalty.post(s, shop, "c1", [Posting(Entry(100, Balance.AVAILABLE, Reason.ACTION, "signup"))], NOW)
+    before = entries(container)
+    with pytest.raises(NotEnoughPoints, match="costs 500 points and the balance is 100"):
+        with container.sessions() as s, s.begin():
+            loyalty.post(s, shop, "c1", [Posting(Entry(-500, Balance.AVAILABLE, Reason.REDEEMED, "r1"))], NOW)
+    assert entries(container) == before
+    with container.sessions() as s:
+        assert loyalty.balance(s, shop, "c1") == Account(100, 0)
+
+
+def test_the_check_finds_a_snapshot_that_is_not_the_sum_of_its_entries(container: Container) -> None:
+    shop = add_shop(container)
+    with container.sessions() as s, s.begin():
+        loyalty.post(s, shop, "c1", [earned(40, "7:1")], NOW)
+        loyalty.post(s, shop, "c2", [Posting(Entry(5, Balance.AVAILABLE, Reason.BONUS, "b"))], NOW)
+    with container.sessions() as s, s.begin():
+        s.execute(update(t.LoyaltyAccount).where(t.LoyaltyAccount.customer_external_id == "c2")
+                  .values(available=t.LoyaltyAccount.available + 1))
+    with container.sessions() as s:
+        (wrong,) = loyalty.mismatches(s)
+        assert (wrong.customer_id, wrong.snapshot, wrong.entries) == ("c2", Account(6, 0), Account(5, 0))
+        assert loyalty.mismatches(s, shop_id=shop + 1) == []
+
+
+@pytest.mark.skipif(not USE_PG, reason="concurrent writers need PostgreSQL")
+def test_one_hot_account_posted_to_from_many_threads_stays_exact(container: Container) -> None:
+    shop = add_shop(container)
+    errors: list[BaseException] = []
+
+    def work(n: int) -> None:
+        try:
+            for i in range(25):
+                k = (n * 25 + i) % 120  # 200 postings of 120 keys: some are posted by two threads
+                with container.sessions() as s, s.begin():
+                    loyalty.post(s, shop, "hot", [earned(1 + k % 5, f"{k}:1")], NOW)
+        except BaseException as exc:  # noqa: BLE001  (reported below)
+            errors.append(exc)
+
+    threads = [threading.Thread(target=work, args=(n,)) for n in range(8)]
+    for th in threads:
+        th.start()
+    for th in threads:
+        th.join()
+    assert errors == []
+    with container.sessions() as s:
+        assert entries(container) == 120  # 200 postings of 120 distinct keys
+        assert loyalty.balance(s, shop, "hot") == Account(0, sum(1 + k % 5 for k in range(120)))
+        assert loyalty.mismatches(s) == []
+        assert s.scalar(select(func.count()).select_from(t.LoyaltyAccount)) == 1
