@@ -18,27 +18,15 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
+from decimal import Decimal
 from typing import Any
 
 from sqlalchemy import case, func, insert, select, update
 from sqlalchemy.orm import Session
 
-from app.core.loyalty import Account, Balance, Entry
+from app.core.loyalty import Account, Balance, Bonus, EarnRule, Posting
 from app.db.engine import insert_for
-from app.db.models import LedgerEntry, LoyaltyAccount
-
-
-@dataclass(frozen=True)
-class Posting:
-    """An entry and what it is about."""
-
-    entry: Entry
-    rule_version: int | None = None
-    order_id: str | None = None
-    line_id: str | None = None
-    detail: dict[str, Any] | None = None
-    staff: str | None = None
-    note: str | None = None
+from app.db.models import LedgerEntry, LoyaltyAccount, LoyaltyProgramRow, LoyaltyRule
 
 
 @dataclass(frozen=True)
@@ -119,3 +107,40 @@ def mismatches(s: Session, shop_id: int | None = None) -> list[Mismatch]:
         q = q.where(a.shop_id == shop_id)
     return [Mismatch(r[0], r[1], r[2], Account(int(r[3]), int(r[4])), Account(int(r[5]), int(r[6])))
             for r in s.execute(q)]
+
+
+def rule_from(version: int, data: dict[str, Any]) -> EarnRule:
+    return EarnRule(version, Decimal(str(data["points_per_unit"])), tuple(
+        Bonus(Decimal(str(b["multiplier"])), datetime.fromisoformat(b["starts_at"]), datetime.fromisoformat(b["ends_at"]),
+              frozenset(b["products"]) if b.get("products") is not None else None)
+        for b in data.get("bonuses", ())))
+
+
+def rule_data(rule: EarnRule) -> dict[str, Any]:
+    return {"points_per_unit": str(rule.points_per_unit), "bonuses": [
+        {"multiplier": str(b.multiplier), "starts_at": b.starts_at.isoformat(), "ends_at": b.ends_at.isoformat(),
+         "products": sorted(b.products) if b.products is not None else None} for b in rule.bonuses]}
+
+
+def new_rule(s: Session, shop_id: int, rule: EarnRule, now: datetime) -> int:
+    """Save the shop's next earning rule version (`rule.version` is ignored); returns its number. Earnings keep
+    the version that made them: a refund takes back what the old rule gave."""
+    latest = s.scalar(select(func.max(LoyaltyRule.version)).where(LoyaltyRule.shop_id == shop_id)) or 0
+    version = int(latest) + 1
+    s.add(LoyaltyRule(shop_id=shop_id, version=version, definition=rule_data(rule), created_at=now))
+    s.flush()
+    return version
+
+
+def switch_on(s: Session, shop_id: int, now: datetime, *, points_per_unit: Decimal = Decimal("1"),
+              confirm_after_days: int | None = None) -> None:
+    """Switch the shop's program on (orders placed from `now` earn), with a first rule if it has none."""
+    program = s.scalar(select(LoyaltyProgramRow).where(LoyaltyProgramRow.shop_id == shop_id))
+    if program is None:
+        s.add(LoyaltyProgramRow(shop_id=shop_id, enabled=True, started_at=now, confirm_after_days=confirm_after_days,
+                                created_at=now, updated_at=now))
+    else:
+        program.enabled, program.confirm_after_days, program.updated_at = True, confirm_after_days, now
+    if s.scalar(select(func.count()).select_from(LoyaltyRule).where(LoyaltyRule.shop_id == shop_id)) == 0:
+        new_rule(s, shop_id, EarnRule(1, points_per_unit), now)
+    s.flush()

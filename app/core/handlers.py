@@ -6,6 +6,7 @@ from dataclasses import replace
 from datetime import UTC
 
 from app.core import commands as c
+from app.core import points
 from app.core.enrollment import react
 from app.core.events import (
     AppUninstalled,
@@ -29,8 +30,9 @@ def _record(uow: UnitOfWork, events: list[DomainEvent]) -> list[DomainEvent]:
 
 
 def _commit(uow: UnitOfWork, new: list[DomainEvent], clock: Clock) -> None:
-    """Journeys react to the new events (enrollments, exits, attribution) in the same transaction: the order
-    and what it set in motion are committed together, or neither is."""
+    """Points (earned, confirmed, taken back) and journeys (enrollments, exits, attribution) react to the new
+    events in the same transaction: the order and what it set in motion are committed together, or neither is."""
+    points.react(uow, new, clock.now())
     react(uow, new, clock.now())
     uow.commit()
 

@@ -183,6 +183,20 @@ class Account:
         return account
 
 
+@dataclass(frozen=True)
+class Posting:
+    """An entry and what it is about: the rule version that earned it, the order line, details (an earning's
+    amount and rate), and for a staff adjustment who made it and why."""
+
+    entry: Entry
+    rule_version: int | None = None
+    order_id: str | None = None
+    line_id: str | None = None
+    detail: dict[str, str] | None = None
+    staff: str | None = None
+    note: str | None = None
+
+
 def confirm(pending: int, key: str) -> tuple[Entry, Entry]:
     """Pending points becoming available: out of one balance, into the other."""
     return (Entry(-pending, Balance.PENDING, Reason.CONFIRMED, f"{key}:out"),

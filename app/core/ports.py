@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from decimal import Decimal
@@ -10,6 +10,7 @@ from typing import Any, Literal, Protocol
 
 from app.core.events import DomainEvent
 from app.core.journeys import Journey
+from app.core.loyalty import EarnRule, LineEarning, Posting
 from app.core.model import CheckoutRecord, CustomerRecord, OrderRecord
 
 
@@ -148,6 +149,40 @@ class JourneyRepository(Protocol):
         ...
 
 
+@dataclass(frozen=True)
+class LoyaltyProgram:
+    """A shop's switched-on loyalty program, as earning needs it."""
+
+    rule: EarnRule  # the current version
+    started_at: datetime  # orders placed before earn nothing (an imported history is not a windfall)
+    confirm_after: timedelta | None = None  # None: points become available when the order is fulfilled
+
+
+@dataclass(frozen=True)
+class OrderPoints:
+    """What the ledger holds for one order: each line's earning, what has been taken back per line, and
+    whether the order's points were confirmed (made available) or cancelled."""
+
+    customer_id: str | None = None
+    earned: tuple[LineEarning, ...] = ()
+    reversed: dict[str, int] = field(default_factory=dict)  # line id -> points taken back so far
+    confirmed: bool = False
+
+    def held(self, line_id: str) -> int:
+        earning = next((e for e in self.earned if e.line_id == line_id), None)
+        return 0 if earning is None else earning.points - self.reversed.get(line_id, 0)
+
+
+class LoyaltyRepository(Protocol):
+    def program(self, shop_id: int) -> LoyaltyProgram | None:
+        """None when the shop has no program switched on."""
+        ...
+    def order_points(self, shop_id: int, order_id: str) -> OrderPoints: ...
+    def post(self, shop_id: int, customer_id: str, postings: Sequence[Posting], now: datetime) -> None:
+        """Write the postings (those already there by key are left out) with the account's snapshot."""
+        ...
+
+
 class UnitOfWork(Protocol):
     orders: OrderRepository
     customers: CustomerRepository
@@ -156,6 +191,7 @@ class UnitOfWork(Protocol):
     shops: ShopRepository
     exports: ExportRepository
     journeys: JourneyRepository
+    loyalty: LoyaltyRepository
 
     def __enter__(self) -> UnitOfWork: ...
     def __exit__(self, *exc: object) -> None: ...

@@ -488,6 +488,20 @@ class SurveyResponse(Base):
     updated_at: Mapped[datetime]
 
 
+class LoyaltyProgramRow(Base):
+    """A shop's loyalty program: on or off, when it began, when earned points become available."""
+
+    __tablename__ = "loyalty_programs"
+
+    id: Mapped[int] = mapped_column(Id, primary_key=True)
+    shop_id: Mapped[int] = mapped_column(ForeignKey("shops.id", ondelete="CASCADE"), unique=True)
+    enabled: Mapped[bool] = mapped_column(default=False)
+    started_at: Mapped[datetime]  # orders placed before earn nothing
+    confirm_after_days: Mapped[int | None]  # None: on fulfillment; N: N days after fulfillment (return window)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
 class LoyaltyRule(Base):
     """One version of a shop's earning rule (app.core.loyalty.EarnRule as plain data); never edited."""
 
@@ -544,6 +558,6 @@ class LedgerEntry(Base):
     created_at: Mapped[datetime]
 
 
-SHOP_TABLES = [LedgerEntry, LoyaltyAccount, LoyaltyRule, SurveyResponse, ContactPreference, Attribution,
-               MessageClick, Message, Enrollment, JourneyVersion, JourneyRow, HistoryImport, DataExport, EventRow,
-               InboxRow, Checkout, Refund, Fulfillment, OrderLine, Order, Product, Customer]
+SHOP_TABLES = [LedgerEntry, LoyaltyAccount, LoyaltyRule, LoyaltyProgramRow, SurveyResponse, ContactPreference,
+               Attribution, MessageClick, Message, Enrollment, JourneyVersion, JourneyRow, HistoryImport, DataExport,
+               EventRow, InboxRow, Checkout, Refund, Fulfillment, OrderLine, Order, Product, Customer]

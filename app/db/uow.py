@@ -9,6 +9,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from app.core import ports
 from app.db import repositories as r
 from app.db.journeys import Journeys
+from app.db.loyalty import Loyalty
 
 
 class SqlUnitOfWork:
@@ -19,6 +20,7 @@ class SqlUnitOfWork:
     shops: ports.ShopRepository
     exports: ports.ExportRepository
     journeys: ports.JourneyRepository
+    loyalty: ports.LoyaltyRepository
 
     def __init__(self, sessions: sessionmaker[Session], on_commit: Callable[[Session], None] | None = None,
                  on_begin: Callable[[Session], None] | None = None) -> None:
@@ -37,6 +39,7 @@ class SqlUnitOfWork:
         self.shops = r.Shops(s)
         self.exports = r.Exports(s)
         self.journeys = Journeys(s)
+        self.loyalty = Loyalty(s)
         return self
 
     def __exit__(self, *exc: object) -> None:

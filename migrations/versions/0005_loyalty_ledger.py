@@ -1,8 +1,8 @@
-"""loyalty ledger: rule versions, accounts, entries
+"""loyalty ledger: programs, rule versions, accounts, entries
 
 Revision ID: 0005
 Revises: 0004
-Create Date: 2026-11-29 08:35:21.962262
+Create Date: 2026-11-29 08:38:17.796431
 """
 
 from __future__ import annotations
@@ -32,6 +32,18 @@ def upgrade() -> None:
     sa.ForeignKeyConstraint(['shop_id'], ['shops.id'], name=op.f('fk_loyalty_accounts_shop_id_shops'), ondelete='CASCADE'),
     sa.PrimaryKeyConstraint('id', name=op.f('pk_loyalty_accounts')),
     sa.UniqueConstraint('shop_id', 'customer_external_id', name=op.f('uq_loyalty_accounts_shop_id_customer_external_id'))
+    )
+    op.create_table('loyalty_programs',
+    sa.Column('id', sa.BigInteger().with_variant(sa.Integer(), 'sqlite'), nullable=False),
+    sa.Column('shop_id', sa.BigInteger().with_variant(sa.Integer(), 'sqlite'), nullable=False),
+    sa.Column('enabled', sa.Boolean(), nullable=False),
+    sa.Column('started_at', sa.DateTime(timezone=True), nullable=False),
+    sa.Column('confirm_after_days', sa.Integer(), nullable=True),
+    sa.Column('created_at', sa.DateTime(timezone=True), nullable=False),
+    sa.Column('updated_at', sa.DateTime(timezone=True), nullable=False),
+    sa.ForeignKeyConstraint(['shop_id'], ['shops.id'], name=op.f('fk_loyalty_programs_shop_id_shops'), ondelete='CASCADE'),
+    sa.PrimaryKeyConstraint('id', name=op.f('pk_loyalty_programs')),
+    sa.UniqueConstraint('shop_id', name=op.f('uq_loyalty_programs_shop_id'))
     )
     op.create_table('loyalty_rules',
     sa.Column('id', sa.BigInteger().with_variant(sa.Integer(), 'sqlite'), nullable=False),
@@ -78,5 +90,6 @@ def downgrade() -> None:
 
     op.drop_table('ledger_entries')
     op.drop_table('loyalty_rules')
+    op.drop_table('loyalty_programs')
     op.drop_table('loyalty_accounts')
     # ### end Alembic commands ###

@@ -195,6 +195,14 @@ class _Journeys:
                 row["status"] = "exited"
 
 
+class _Loyalty:
+    """No loyalty program: the core's unit tests of orders and journeys earn nothing (the ledger is tested on
+    the real database, tests/integration/test_points.py)."""
+
+    def program(self, shop_id: int) -> None:
+        return None
+
+
 class FakeUnitOfWork:
     """Changes become visible only on commit, like the real one: a handler that raises leaves nothing."""
 
@@ -202,6 +210,7 @@ class FakeUnitOfWork:
         self.orders, self.customers, self.checkouts = _Orders(), _Keyed(), _Keyed()
         self.events, self.shops, self.exports = _Events(), _Shops(), _Exports()
         self.journeys = _Journeys()
+        self.loyalty = _Loyalty()
         self.commits = 0
         self._saved: Any = None
 

@@ -1,0 +1,58 @@
+"""The loyalty repository the core asks for (`ports.LoyaltyRepository`): the shop's program and current rule,
+what the ledger holds for an order, and postings through `app.loyalty.post`."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import datetime, timedelta
+from decimal import Decimal
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from app import loyalty
+from app.core.loyalty import LineEarning, Posting, Reason
+from app.core.ports import LoyaltyProgram, OrderPoints
+from app.db.models import LedgerEntry, LoyaltyProgramRow, LoyaltyRule
+from app.loyalty import rule_from
+
+
+class Loyalty:
+    def __init__(self, s: Session) -> None:
+        self.s = s
+
+    def program(self, shop_id: int) -> LoyaltyProgram | None:
+        row = self.s.execute(select(LoyaltyProgramRow.enabled, LoyaltyProgramRow.started_at,
+                                    LoyaltyProgramRow.confirm_after_days)
+                             .where(LoyaltyProgramRow.shop_id == shop_id)).first()
+        if row is None or not row.enabled:
+            return None
+        rule = self.s.execute(select(LoyaltyRule.version, LoyaltyRule.definition).where(LoyaltyRule.shop_id == shop_id)
+                              .order_by(LoyaltyRule.version.desc()).limit(1)).first()
+        if rule is None:
+            return None
+        after = None if row.confirm_after_days is None else timedelta(days=row.confirm_after_days)
+        return LoyaltyProgram(rule_from(rule.version, rule.definition), row.started_at, after)
+
+    def order_points(self, shop_id: int, order_id: str) -> OrderPoints:
+        e = LedgerEntry
+        rows = self.s.execute(select(e.key, e.amount, e.reason, e.line_external_id, e.rule_version, e.detail,
+                                     e.account_id)
+                              .where(e.shop_id == shop_id, e.order_external_id == order_id)).all()
+        earned: list[LineEarning] = []
+        reversed_: dict[str, int] = {}
+        confirmed = False
+        for key, amount, reason, line_id, version, detail, _ in rows:
+            if reason == Reason.EARNED.value and line_id is not None and detail:
+                earned.append(LineEarning(line_id, Decimal(detail["amount"]), Decimal(detail["rate"]), int(amount),
+                                          int(version or 0)))
+            elif reason == Reason.REVERSED.value and line_id is not None:
+                reversed_[line_id] = reversed_.get(line_id, 0) - int(amount)
+            elif reason == Reason.CONFIRMED.value and key.endswith(":in"):
+                confirmed = True
+        earned.sort(key=lambda x: x.line_id)
+        return OrderPoints(None, tuple(earned), reversed_, confirmed)
+
+    def post(self, shop_id: int, customer_id: str, postings: Sequence[Posting], now: datetime) -> None:
+        if postings:
+            loyalty.post(self.s, shop_id, customer_id, postings, now)
