@@ -221,6 +221,11 @@ class ShopProfile:
     locale: str
 
 
+class StoreBusy(Exception):
+    """The store could not take a request now (rate limited, 5xx, a timeout): worth another try later. Any other
+    exception from a store write means retrying the same request will not help."""
+
+
 class StorePlatform(Protocol):
     """What the core asks of a store, whichever platform it runs on."""
 

@@ -558,6 +558,54 @@ class LedgerEntry(Base):
     created_at: Mapped[datetime]
 
 
-SHOP_TABLES = [LedgerEntry, LoyaltyAccount, LoyaltyRule, LoyaltyProgramRow, SurveyResponse, ContactPreference,
-               Attribution, MessageClick, Message, Enrollment, JourneyVersion, JourneyRow, HistoryImport, DataExport,
-               EventRow, InboxRow, Checkout, Refund, Fulfillment, OrderLine, Order, Product, Customer]
+class Reward(Base):
+    """An item of a shop's rewards catalog, bought with points."""
+
+    __tablename__ = "rewards"
+
+    id: Mapped[int] = mapped_column(Id, primary_key=True)
+    shop_id: Mapped[int] = mapped_column(ForeignKey("shops.id", ondelete="CASCADE"), index=True)
+    title: Mapped[str] = mapped_column(String(255))
+    kind: Mapped[str] = mapped_column(String(16))  # amount / percent / free_shipping
+    value: Mapped[Decimal | None]  # money off (shop currency) or percent off
+    cost: Mapped[int]  # points
+    enabled: Mapped[bool] = mapped_column(default=True)
+    valid_days: Mapped[int] = mapped_column(default=90)  # how long a code bought with it works
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class Redemption(Base):
+    """Points spent on a reward, and the single-use code written into the store for it. `request_key` makes
+    the same redeem request one redemption; a code that cannot be written for good gives the points back."""
+
+    __tablename__ = "redemptions"
+    __table_args__ = (
+        UniqueConstraint("shop_id", "request_key"),
+        UniqueConstraint("shop_id", "code"),
+        Index("ix_redemptions_due", "status", "next_attempt_at"),
+        Index("ix_redemptions_customer", "shop_id", "customer_external_id", "created_at"),
+    )
+
+    id: Mapped[int] = mapped_column(Id, primary_key=True)
+    shop_id: Mapped[int] = mapped_column(ForeignKey("shops.id", ondelete="CASCADE"))
+    customer_external_id: Mapped[str] = mapped_column(String(64))
+    reward_id: Mapped[int] = mapped_column(ForeignKey("rewards.id", ondelete="CASCADE"))
+    request_key: Mapped[str] = mapped_column(String(128))
+    points: Mapped[int]
+    code: Mapped[str] = mapped_column(String(64))
+    status: Mapped[str] = mapped_column(String(16))  # issuing / issued / restored
+    attempts: Mapped[int] = mapped_column(default=0)
+    next_attempt_at: Mapped[datetime | None]  # issuing: when to try the store again
+    lease_until: Mapped[datetime | None]  # issuing: a worker is writing it until then
+    expires_at: Mapped[datetime]
+    store_id: Mapped[str | None] = mapped_column(String(255))  # the discount's id in the store
+    error: Mapped[str | None] = mapped_column(Text)
+    created_at: Mapped[datetime]
+    updated_at: Mapped[datetime]
+
+
+SHOP_TABLES = [Redemption, Reward, LedgerEntry, LoyaltyAccount, LoyaltyRule, LoyaltyProgramRow, SurveyResponse,
+               ContactPreference, Attribution, MessageClick, Message, Enrollment, JourneyVersion, JourneyRow,
+               HistoryImport, DataExport, EventRow, InboxRow, Checkout, Refund, Fulfillment, OrderLine, Order,
+               Product, Customer]

@@ -19,6 +19,7 @@ import requests
 import structlog
 from tenacity import RetryCallState, Retrying, retry_if_exception_type, stop_after_attempt, wait_exponential
 
+from app.core.ports import StoreBusy
 from connectors.payload import retry_after
 
 API_VERSION = "2025-10"  # the one place the Admin API version is pinned
@@ -37,7 +38,7 @@ class ShopifyAuthError(ShopifyApiError):
     """The token or grant was refused (401/403, invalid_grant, invalid subject token)."""
 
 
-class ShopifyRetryable(ShopifyApiError):
+class ShopifyRetryable(ShopifyApiError, StoreBusy):
     def __init__(self, message: str, retry_after: float = 0.0) -> None:
         super().__init__(message)
         self.retry_after = retry_after

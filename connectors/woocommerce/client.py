@@ -26,6 +26,7 @@ import structlog
 import woocommerce
 from tenacity import RetryCallState, Retrying, retry_if_exception_type, stop_after_attempt, wait_exponential
 
+from app.core.ports import StoreBusy
 from connectors.payload import retry_after
 
 API_VERSION = "wc/v3"
@@ -51,7 +52,7 @@ class WooCommerceNotFound(WooCommerceError):
     """404: the resource (or the REST route) does not exist."""
 
 
-class WooCommerceRetryable(WooCommerceError):
+class WooCommerceRetryable(WooCommerceError, StoreBusy):
     """429, 5xx, a timeout or a failed connection: worth another try, after `retry_after` seconds at least."""
 
     def __init__(self, message: str, *, status: int | None = None, code: str | None = None,
