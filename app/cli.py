@@ -125,6 +125,7 @@ def worker(burst: bool, dispatching: bool) -> None:
                         c.queue.enqueue("reconcile_woocommerce", shop_id)
                     imports.relay(c)
                     c.queue.enqueue("date_rules")  # each shop at most hourly, whoever runs it
+                    c.queue.enqueue("issue_rewards")  # reward codes the store was too busy for
                 if time.monotonic() - last_keep_alive > 900:
                     last_keep_alive = time.monotonic()
                     shops.keep_alive(c)

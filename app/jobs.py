@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from app import connections, daterules, imports, inbox, shops
+from app import connections, daterules, imports, inbox, rewards, shops
 from app.bootstrap import current
 
 
@@ -31,6 +31,12 @@ def date_rules() -> dict[str, int]:
     return daterules.run(c, c.clock.now())
 
 
+def issue_rewards() -> int:
+    """Reward codes the store was too busy for, and those a killed worker left: written now."""
+    c = current()
+    return rewards.issue_due(c, c.clock.now(), lambda shop_id: shops.store_platform(c, shop_id))
+
+
 def relay() -> int:
     return inbox.relay(current())
 
@@ -42,5 +48,6 @@ def sweep() -> int:
     for shop_id in connections.due_for_reconciling(c):
         c.queue.enqueue("reconcile_woocommerce", shop_id)
     daterules.run(c, c.clock.now())
+    rewards.issue_due(c, c.clock.now(), lambda shop_id: shops.store_platform(c, shop_id))
     imports.relay(c)
     return inbox.relay(c)
