@@ -38,6 +38,7 @@ bench: $(STAMP) system-deps
 	$(PY) bench/intake.py
 	$(PY) bench/history_import.py
 	$(PY) bench/dispatch.py
+	$(PY) bench/ledger.py
 
 # The WordPress companion plugin as an installable zip: dist/encore-for-woocommerce.zip.
 plugin:
