@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from app import connections, daterules, imports, inbox, rewards, shops
+from app import connections, daterules, imports, inbox, loyalty, rewards, shops
 from app.bootstrap import current
 
 
@@ -37,6 +37,11 @@ def issue_rewards() -> int:
     return rewards.issue_due(c, c.clock.now(), lambda shop_id: shops.store_platform(c, shop_id))
 
 
+def expire_points() -> int:
+    c = current()
+    return loyalty.expire_due(c, c.clock.now())
+
+
 def relay() -> int:
     return inbox.relay(current())
 
@@ -49,5 +54,6 @@ def sweep() -> int:
         c.queue.enqueue("reconcile_woocommerce", shop_id)
     daterules.run(c, c.clock.now())
     rewards.issue_due(c, c.clock.now(), lambda shop_id: shops.store_platform(c, shop_id))
+    loyalty.expire_due(c, c.clock.now())
     imports.relay(c)
     return inbox.relay(c)

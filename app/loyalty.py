@@ -17,16 +17,19 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from decimal import Decimal
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import case, func, insert, select, update
+from sqlalchemy import case, func, insert, or_, select, update
 from sqlalchemy.orm import Session
 
-from app.core.loyalty import Account, Balance, Bonus, EarnRule, Posting
-from app.db.engine import insert_for
+from app.core.loyalty import Account, Balance, Bonus, EarnRule, Entry, LoyaltyError, NotEnoughPoints, Posting, Reason
+from app.db.engine import insert_for, rowcount
 from app.db.models import LedgerEntry, LoyaltyAccount, LoyaltyProgramRow, LoyaltyRule
+
+if TYPE_CHECKING:  # the bootstrap imports the unit of work, which imports this
+    from app.bootstrap import Container
 
 
 @dataclass(frozen=True)
@@ -133,14 +136,80 @@ def new_rule(s: Session, shop_id: int, rule: EarnRule, now: datetime) -> int:
 
 
 def switch_on(s: Session, shop_id: int, now: datetime, *, points_per_unit: Decimal = Decimal("1"),
-              confirm_after_days: int | None = None) -> None:
+              confirm_after_days: int | None = None, expire_after_days: int | None = None) -> None:
     """Switch the shop's program on (orders placed from `now` earn), with a first rule if it has none."""
     program = s.scalar(select(LoyaltyProgramRow).where(LoyaltyProgramRow.shop_id == shop_id))
     if program is None:
         s.add(LoyaltyProgramRow(shop_id=shop_id, enabled=True, started_at=now, confirm_after_days=confirm_after_days,
-                                created_at=now, updated_at=now))
+                                expire_after_days=expire_after_days, created_at=now, updated_at=now))
     else:
         program.enabled, program.confirm_after_days, program.updated_at = True, confirm_after_days, now
+        program.expire_after_days = expire_after_days
     if s.scalar(select(func.count()).select_from(LoyaltyRule).where(LoyaltyRule.shop_id == shop_id)) == 0:
         new_rule(s, shop_id, EarnRule(1, points_per_unit), now)
     s.flush()
+
+
+def adjust(s: Session, shop_id: int, customer_id: str, amount: object, staff: str, note: str, request_key: str,
+           now: datetime) -> Posted:
+    """A staff member's manual adjustment: a whole number of points other than zero, who made it and why (a
+    note is required), never leaving the available balance below zero. The same request key twice is one
+    adjustment."""
+    if isinstance(amount, bool) or not isinstance(amount, int | str):
+        raise LoyaltyError("an adjustment is a whole number of points")
+    try:
+        points = int(str(amount).strip())
+    except ValueError:
+        raise LoyaltyError("an adjustment is a whole number of points") from None
+    if points == 0:
+        raise LoyaltyError("an adjustment moves at least one point")
+    if not note or not note.strip():
+        raise LoyaltyError("an adjustment needs a note saying why")
+    if not staff or not staff.strip():
+        raise LoyaltyError("an adjustment names the staff member who made it")
+    if points < 0 and balance(s, shop_id, customer_id).available + points < 0:
+        raise NotEnoughPoints(f"taking {-points:,} points would leave the balance below zero")
+    return post(s, shop_id, customer_id, [Posting(
+        Entry(points, Balance.AVAILABLE, Reason.ADJUSTED, f"adjust:{request_key}"), staff=staff.strip()[:255],
+        note=note.strip())], now)
+
+
+def expire(s: Session, shop_id: int, now: datetime) -> int:
+    """Available points of accounts inactive for the program's `expire_after_days` expire, as a ledger entry
+    each (keyed by the last activity it ends, so running again changes nothing). Returns how many accounts."""
+    days = s.scalar(select(LoyaltyProgramRow.expire_after_days).where(LoyaltyProgramRow.shop_id == shop_id,
+                                                                       LoyaltyProgramRow.enabled.is_(True)))
+    if not days:
+        return 0
+    stale = s.execute(select(LoyaltyAccount.customer_external_id, LoyaltyAccount.available,
+                             LoyaltyAccount.last_activity_at)
+                      .where(LoyaltyAccount.shop_id == shop_id, LoyaltyAccount.available > 0,
+                             LoyaltyAccount.last_activity_at < now - timedelta(days=days))).all()
+    for customer_id, available, last in stale:
+        assert last is not None  # the query asked for accounts with activity before the cut-off
+        post(s, shop_id, customer_id, [Posting(
+            Entry(-int(available), Balance.AVAILABLE, Reason.EXPIRED, f"expire:{last.isoformat()}"),
+            detail={"inactive_since": last.isoformat()})], now)
+    return len(stale)
+
+
+EXPIRY_EVERY = timedelta(hours=1)
+
+
+def expire_due(c: Container, now: datetime) -> int:
+    """Every shop whose program expires points and was last looked at an hour ago or more: its inactive accounts
+    expire (each shop claimed by one runner at a time). Returns how many accounts expired."""
+    with c.sessions() as s:
+        shops = list(s.scalars(select(LoyaltyProgramRow.shop_id).where(
+            LoyaltyProgramRow.enabled.is_(True), LoyaltyProgramRow.expire_after_days.is_not(None),
+            or_(LoyaltyProgramRow.expiry_checked_at.is_(None), LoyaltyProgramRow.expiry_checked_at <= now - EXPIRY_EVERY))))
+    expired = 0
+    for shop_id in shops:
+        with c.sessions() as s, s.begin():
+            claimed = s.execute(update(LoyaltyProgramRow).where(
+                LoyaltyProgramRow.shop_id == shop_id,
+                or_(LoyaltyProgramRow.expiry_checked_at.is_(None),
+                    LoyaltyProgramRow.expiry_checked_at <= now - EXPIRY_EVERY)).values(expiry_checked_at=now))
+            if rowcount(claimed):
+                expired += expire(s, shop_id, now)
+    return expired

@@ -498,6 +498,8 @@ class LoyaltyProgramRow(Base):
     enabled: Mapped[bool] = mapped_column(default=False)
     started_at: Mapped[datetime]  # orders placed before earn nothing
     confirm_after_days: Mapped[int | None]  # None: on fulfillment; N: N days after fulfillment (return window)
+    expire_after_days: Mapped[int | None]  # points expire after this many days without activity (None: never)
+    expiry_checked_at: Mapped[datetime | None]  # when inactive accounts were last looked for (hourly)
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(default=utcnow)
 
@@ -519,7 +521,8 @@ class LoyaltyAccount(Base):
     """A customer's points: the snapshot of their ledger, written in the same transaction as every entry."""
 
     __tablename__ = "loyalty_accounts"
-    __table_args__ = (UniqueConstraint("shop_id", "customer_external_id"),)
+    __table_args__ = (UniqueConstraint("shop_id", "customer_external_id"),
+                      Index("ix_loyalty_accounts_activity", "shop_id", "last_activity_at"))
 
     id: Mapped[int] = mapped_column(Id, primary_key=True)
     shop_id: Mapped[int] = mapped_column(ForeignKey("shops.id", ondelete="CASCADE"))

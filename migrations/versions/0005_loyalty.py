@@ -2,7 +2,7 @@
 
 Revision ID: 0005
 Revises: 0004
-Create Date: 2026-11-29 08:40:48.805000
+Create Date: 2026-11-29 08:47:50.747020
 """
 
 from __future__ import annotations
@@ -33,12 +33,17 @@ def upgrade() -> None:
     sa.PrimaryKeyConstraint('id', name=op.f('pk_loyalty_accounts')),
     sa.UniqueConstraint('shop_id', 'customer_external_id', name=op.f('uq_loyalty_accounts_shop_id_customer_external_id'))
     )
+    with op.batch_alter_table('loyalty_accounts', schema=None) as batch_op:
+        batch_op.create_index('ix_loyalty_accounts_activity', ['shop_id', 'last_activity_at'], unique=False)
+
     op.create_table('loyalty_programs',
     sa.Column('id', sa.BigInteger().with_variant(sa.Integer(), 'sqlite'), nullable=False),
     sa.Column('shop_id', sa.BigInteger().with_variant(sa.Integer(), 'sqlite'), nullable=False),
     sa.Column('enabled', sa.Boolean(), nullable=False),
     sa.Column('started_at', sa.DateTime(timezone=True), nullable=False),
     sa.Column('confirm_after_days', sa.Integer(), nullable=True),
+    sa.Column('expire_after_days', sa.Integer(), nullable=True),
+    sa.Column('expiry_checked_at', sa.DateTime(timezone=True), nullable=True),
     sa.Column('created_at', sa.DateTime(timezone=True), nullable=False),
     sa.Column('updated_at', sa.DateTime(timezone=True), nullable=False),
     sa.ForeignKeyConstraint(['shop_id'], ['shops.id'], name=op.f('fk_loyalty_programs_shop_id_shops'), ondelete='CASCADE'),
@@ -144,5 +149,8 @@ def downgrade() -> None:
     op.drop_table('rewards')
     op.drop_table('loyalty_rules')
     op.drop_table('loyalty_programs')
+    with op.batch_alter_table('loyalty_accounts', schema=None) as batch_op:
+        batch_op.drop_index('ix_loyalty_accounts_activity')
+
     op.drop_table('loyalty_accounts')
     # ### end Alembic commands ###

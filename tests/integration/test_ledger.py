@@ -5,16 +5,15 @@ sum of its entries (and that it notices when one is not), and one hot account po
 from __future__ import annotations
 
 import threading
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 import pytest
 from sqlalchemy import func, select, update
 
 from app import loyalty
 from app.bootstrap import Container
-from app.core.loyalty import Account, Balance, Entry, NotEnoughPoints, Reason, confirm
+from app.core.loyalty import Account, Balance, Entry, LoyaltyError, NotEnoughPoints, Posting, Reason, confirm
 from app.db import models as t
-from app.loyalty import Posting
 from tests.conftest import USE_PG
 from tests.helpers import add_shop
 
@@ -101,3 +100,60 @@ def test_one_hot_account_posted_to_from_many_threads_stays_exact(container: Cont
         assert loyalty.balance(s, shop, "hot") == Account(0, sum(1 + k % 5 for k in range(120)))
         assert loyalty.mismatches(s) == []
         assert s.scalar(select(func.count()).select_from(t.LoyaltyAccount)) == 1
+
+
+def test_manual_adjustments_need_a_whole_number_a_note_and_the_points(container: Container) -> None:
+    shop = add_shop(container)
+    with container.sessions() as s, s.begin():
+        posted = loyalty.adjust(s, shop, "c1", "250", "ana@shop.example", "apology for a late parcel", "a1", NOW)
+        assert posted.account == Account(250, 0)
+        assert loyalty.adjust(s, shop, "c1", 250, "ana@shop.example", "again", "a1", NOW).new == 0  # same request
+    for amount, note, message in [("abc", "x", "whole number"), ("2.5", "x", "whole number"), (None, "x", "whole"),
+                                  (0, "x", "at least one point"), (-10, "", "needs a note"),
+                                  (10, "   ", "needs a note"), (-251, "too many", "below zero")]:
+        with pytest.raises(LoyaltyError, match=message), container.sessions() as s, s.begin():
+            loyalty.adjust(s, shop, "c1", amount, "ana@shop.example", note, f"bad-{amount}", NOW)
+    with container.sessions() as s, s.begin():
+        loyalty.adjust(s, shop, "c1", -50, "ben@shop.example", "double credit", "a2", NOW)
+    with container.sessions() as s:
+        assert loyalty.balance(s, shop, "c1") == Account(200, 0) and loyalty.mismatches(s) == []
+        rows = [(e.amount, e.reason, e.staff, e.note) for e in s.scalars(select(t.LedgerEntry).order_by(t.LedgerEntry.id))]
+        assert rows == [(250, "adjusted", "ana@shop.example", "apology for a late parcel"),
+                        (-50, "adjusted", "ben@shop.example", "double credit")]
+
+
+def test_points_expire_after_the_programs_days_without_activity(container: Container) -> None:
+    shop = add_shop(container)
+    with container.sessions() as s, s.begin():
+        loyalty.switch_on(s, shop, NOW - timedelta(days=400), expire_after_days=365)
+        loyalty.post(s, shop, "idle", [Posting(Entry(300, Balance.AVAILABLE, Reason.ACTION, "signup"))],
+                     NOW - timedelta(days=366))
+        loyalty.post(s, shop, "active", [Posting(Entry(80, Balance.AVAILABLE, Reason.ACTION, "signup"))],
+                     NOW - timedelta(days=366))
+        loyalty.post(s, shop, "active", [earned(10, "9:1")], NOW - timedelta(days=30))  # activity since
+    with container.sessions() as s, s.begin():
+        assert loyalty.expire(s, shop, NOW) == 1
+    with container.sessions() as s, s.begin():
+        assert loyalty.expire(s, shop, NOW + timedelta(days=1)) == 0  # nothing left to expire
+        assert loyalty.balance(s, shop, "idle") == Account(0, 0)
+        assert loyalty.balance(s, shop, "active") == Account(80, 10)
+        expired = s.scalars(select(t.LedgerEntry).where(t.LedgerEntry.reason == "expired")).one()
+        assert expired.amount == -300 and loyalty.mismatches(s) == []
+    other = add_shop(container, "shop-b.myshopify.com")  # a program without expiry expires nothing
+    with container.sessions() as s, s.begin():
+        loyalty.switch_on(s, other, NOW - timedelta(days=400))
+        assert loyalty.expire(s, other, NOW + timedelta(days=3650)) == 0
+
+
+def test_expiry_runs_at_most_hourly_per_shop(container: Container) -> None:
+    shop = add_shop(container)
+    with container.sessions() as s, s.begin():
+        loyalty.switch_on(s, shop, NOW - timedelta(days=400), expire_after_days=30)
+        loyalty.post(s, shop, "a", [Posting(Entry(10, Balance.AVAILABLE, Reason.ACTION, "x"))], NOW - timedelta(days=31))
+    assert loyalty.expire_due(container, NOW) == 1
+    with container.sessions() as s, s.begin():
+        loyalty.post(s, shop, "b", [Posting(Entry(10, Balance.AVAILABLE, Reason.ACTION, "x"))], NOW - timedelta(days=31))
+    assert loyalty.expire_due(container, NOW + timedelta(minutes=59)) == 0  # looked at within the hour
+    assert loyalty.expire_due(container, NOW + timedelta(hours=1)) == 1
+    with container.sessions() as s:
+        assert loyalty.balance(s, shop, "b") == Account(0, 0) and loyalty.mismatches(s) == []
