@@ -126,7 +126,7 @@ def worker(burst: bool, dispatching: bool) -> None:
                     imports.relay(c)
                     c.queue.enqueue("date_rules")  # each shop at most hourly, whoever runs it
                     c.queue.enqueue("issue_rewards")  # reward codes the store was too busy for
-                    c.queue.enqueue("expire_points")  # each shop at most hourly
+                    c.queue.enqueue("loyalty_sweep")  # returns windows and expiry, each shop at most hourly
                 if time.monotonic() - last_keep_alive > 900:
                     last_keep_alive = time.monotonic()
                     shops.keep_alive(c)

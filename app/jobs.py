@@ -37,9 +37,9 @@ def issue_rewards() -> int:
     return rewards.issue_due(c, c.clock.now(), lambda shop_id: shops.store_platform(c, shop_id))
 
 
-def expire_points() -> int:
+def loyalty_sweep() -> int:
     c = current()
-    return loyalty.expire_due(c, c.clock.now())
+    return loyalty.sweep_due(c, c.clock.now())
 
 
 def relay() -> int:
@@ -54,6 +54,6 @@ def sweep() -> int:
         c.queue.enqueue("reconcile_woocommerce", shop_id)
     daterules.run(c, c.clock.now())
     rewards.issue_due(c, c.clock.now(), lambda shop_id: shops.store_platform(c, shop_id))
-    loyalty.expire_due(c, c.clock.now())
+    loyalty.sweep_due(c, c.clock.now())
     imports.relay(c)
     return inbox.relay(c)

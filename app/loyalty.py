@@ -22,11 +22,11 @@ from decimal import Decimal
 from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import case, func, insert, or_, select, update
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, aliased
 
 from app.core.loyalty import Account, Balance, Bonus, EarnRule, Entry, LoyaltyError, NotEnoughPoints, Posting, Reason
 from app.db.engine import insert_for, rowcount
-from app.db.models import LedgerEntry, LoyaltyAccount, LoyaltyProgramRow, LoyaltyRule
+from app.db.models import Fulfillment, LedgerEntry, LoyaltyAccount, LoyaltyProgramRow, LoyaltyRule, Order
 
 if TYPE_CHECKING:  # the bootstrap imports the unit of work, which imports this
     from app.bootstrap import Container
@@ -193,23 +193,52 @@ def expire(s: Session, shop_id: int, now: datetime) -> int:
     return len(stale)
 
 
-EXPIRY_EVERY = timedelta(hours=1)
+SWEEP_EVERY = timedelta(hours=1)
 
 
-def expire_due(c: Container, now: datetime) -> int:
-    """Every shop whose program expires points and was last looked at an hour ago or more: its inactive accounts
-    expire (each shop claimed by one runner at a time). Returns how many accounts expired."""
+def sweep_due(c: Container, now: datetime) -> int:
+    """Every shop whose program confirms after a returns window or expires points, and was last swept an hour
+    ago or more (each shop claimed by one runner at a time): orders past their window get their points made
+    available, then inactive accounts expire. Returns how many orders and accounts changed."""
+    p = LoyaltyProgramRow
+    due = or_(p.swept_at.is_(None), p.swept_at <= now - SWEEP_EVERY)
     with c.sessions() as s:
-        shops = list(s.scalars(select(LoyaltyProgramRow.shop_id).where(
-            LoyaltyProgramRow.enabled.is_(True), LoyaltyProgramRow.expire_after_days.is_not(None),
-            or_(LoyaltyProgramRow.expiry_checked_at.is_(None), LoyaltyProgramRow.expiry_checked_at <= now - EXPIRY_EVERY))))
-    expired = 0
+        shops = list(s.scalars(select(p.shop_id).where(
+            p.enabled.is_(True), or_(p.expire_after_days.is_not(None), p.confirm_after_days.is_not(None)), due)))
+    changed = 0
     for shop_id in shops:
         with c.sessions() as s, s.begin():
-            claimed = s.execute(update(LoyaltyProgramRow).where(
-                LoyaltyProgramRow.shop_id == shop_id,
-                or_(LoyaltyProgramRow.expiry_checked_at.is_(None),
-                    LoyaltyProgramRow.expiry_checked_at <= now - EXPIRY_EVERY)).values(expiry_checked_at=now))
-            if rowcount(claimed):
-                expired += expire(s, shop_id, now)
-    return expired
+            if not rowcount(s.execute(update(p).where(p.shop_id == shop_id, due).values(swept_at=now))):
+                continue  # another runner has it
+            days = s.scalar(select(p.confirm_after_days).where(p.shop_id == shop_id))
+        if days is not None:
+            changed += confirm_returns_windows(c, shop_id, timedelta(days=days), now)
+        with c.sessions() as s, s.begin():
+            changed += expire(s, shop_id, now)
+    return changed
+
+
+def confirm_returns_windows(c: Container, shop_id: int, window: timedelta, now: datetime) -> int:
+    """Orders fulfilled longer than `window` ago whose earned points are still pending: made available."""
+    from app.core import points  # the unit of work imports this module (through its loyalty repository)
+    from app.db.uow import SqlUnitOfWork
+
+    e, confirmed = LedgerEntry, aliased(LedgerEntry)
+    shipped = (select(Fulfillment.id).join(Order, Order.id == Fulfillment.order_id)
+               .where(Order.shop_id == shop_id, Order.external_id == e.order_external_id,
+                      Fulfillment.status == "success", Fulfillment.created_at <= now - window))
+    with c.sessions() as s:
+        due = s.execute(select(e.order_external_id, LoyaltyAccount.customer_external_id).distinct()
+                        .join(LoyaltyAccount, LoyaltyAccount.id == e.account_id)
+                        .where(e.shop_id == shop_id, e.reason == Reason.EARNED.value, e.order_external_id.is_not(None),
+                               ~select(confirmed.id).where(confirmed.shop_id == shop_id,
+                                                           confirmed.order_external_id == e.order_external_id,
+                                                           confirmed.reason == Reason.CONFIRMED.value).exists(),
+                               shipped.exists())).all()
+    for order_id, customer_id in due:
+        assert order_id is not None  # asked for above
+        uow = SqlUnitOfWork(c.sessions)
+        with uow:
+            points.confirm_order(uow, shop_id, customer_id, order_id, now)
+            uow.commit()
+    return len(due)

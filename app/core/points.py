@@ -46,7 +46,7 @@ def react(uow: UnitOfWork, events: list[DomainEvent], now: datetime) -> None:
             _earn(uow, program, order, event, now)
         elif isinstance(event, OrderFulfilled):
             if program.confirm_after is None:
-                _confirm(uow, event.shop_id, event.customer_id, order.external_id, now)
+                confirm_order(uow, event.shop_id, event.customer_id, order.external_id, now)
         elif isinstance(event, OrderRefunded):
             _take_back(uow, event.shop_id, event.customer_id, order, f"refund:{event.refund_id}", now)
         else:
@@ -71,10 +71,11 @@ def _earn(uow: UnitOfWork, program: LoyaltyProgram, order: OrderRecord, event: O
     if order.refunds:  # the refund came in the same delivery as the payment
         _take_back(uow, event.shop_id, customer_id, order, "refund:" + order.refunds[-1].external_id, now)
     if program.confirm_after is None and any(f.status == "success" for f in order.fulfillments):
-        _confirm(uow, event.shop_id, customer_id, oid, now)  # fulfilled before it was paid
+        confirm_order(uow, event.shop_id, customer_id, oid, now)  # fulfilled before it was paid
 
 
-def _confirm(uow: UnitOfWork, shop_id: int, customer_id: str, order_id: str, now: datetime) -> None:
+def confirm_order(uow: UnitOfWork, shop_id: int, customer_id: str, order_id: str, now: datetime) -> None:
+    """The order's pending points become available (once; what refunds left of them)."""
     held = uow.loyalty.order_points(shop_id, order_id)
     if held.confirmed or not held.earned:
         return
@@ -112,4 +113,4 @@ def _take_back(uow: UnitOfWork, shop_id: int, customer_id: str, order: OrderReco
         uow.loyalty.post(shop_id, customer_id, postings, now)
 
 
-__all__ = ["LineEarning", "OrderPoints", "lines_of", "react", "refunded_by_line"]
+__all__ = ["LineEarning", "OrderPoints", "confirm_order", "lines_of", "react", "refunded_by_line"]

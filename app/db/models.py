@@ -499,7 +499,7 @@ class LoyaltyProgramRow(Base):
     started_at: Mapped[datetime]  # orders placed before earn nothing
     confirm_after_days: Mapped[int | None]  # None: on fulfillment; N: N days after fulfillment (return window)
     expire_after_days: Mapped[int | None]  # points expire after this many days without activity (None: never)
-    expiry_checked_at: Mapped[datetime | None]  # when inactive accounts were last looked for (hourly)
+    swept_at: Mapped[datetime | None]  # when returns windows and inactive accounts were last looked at (hourly)
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(default=utcnow)
 

@@ -150,10 +150,10 @@ def test_expiry_runs_at_most_hourly_per_shop(container: Container) -> None:
     with container.sessions() as s, s.begin():
         loyalty.switch_on(s, shop, NOW - timedelta(days=400), expire_after_days=30)
         loyalty.post(s, shop, "a", [Posting(Entry(10, Balance.AVAILABLE, Reason.ACTION, "x"))], NOW - timedelta(days=31))
-    assert loyalty.expire_due(container, NOW) == 1
+    assert loyalty.sweep_due(container, NOW) == 1
     with container.sessions() as s, s.begin():
         loyalty.post(s, shop, "b", [Posting(Entry(10, Balance.AVAILABLE, Reason.ACTION, "x"))], NOW - timedelta(days=31))
-    assert loyalty.expire_due(container, NOW + timedelta(minutes=59)) == 0  # looked at within the hour
-    assert loyalty.expire_due(container, NOW + timedelta(hours=1)) == 1
+    assert loyalty.sweep_due(container, NOW + timedelta(minutes=59)) == 0  # looked at within the hour
+    assert loyalty.sweep_due(container, NOW + timedelta(hours=1)) == 1
     with container.sessions() as s:
         assert loyalty.balance(s, shop, "b") == Account(0, 0) and loyalty.mismatches(s) == []

@@ -145,3 +145,21 @@ def test_an_order_paid_after_it_was_fulfilled_is_confirmed_at_once(
     assert points(container, shop) == Account(0, 0)
     see(container, clock, shop, paid())
     assert points(container, shop) == Account(79, 0)
+
+
+def test_with_a_returns_window_points_become_available_once_it_has_passed(
+        container: Container, clock: Clock) -> None:
+    shop = journey_shop(container, frozenset())
+    with container.sessions() as s, s.begin():
+        loyalty.switch_on(s, shop, T0 - timedelta(days=1), points_per_unit=Decimal("2"), confirm_after_days=14)
+    see(container, clock, shop, paid())
+    see(container, clock, shop, shipped())  # fulfilled on day 1: still pending
+    see(container, clock, shop, paid("1002"))  # never fulfilled
+    assert points(container, shop) == Account(0, 79 + 79)
+    assert loyalty.sweep_due(container, T0 + timedelta(days=14)) == 0  # day 14: the window is still open
+    assert loyalty.sweep_due(container, T0 + timedelta(days=14, minutes=30)) == 0  # swept within the hour
+    assert loyalty.sweep_due(container, T0 + timedelta(days=15, hours=1)) == 1
+    assert points(container, shop) == Account(79, 79)
+    see(container, clock, shop, refund("r1", ("1", 1, "14.50")))  # a late refund comes out of what is available
+    assert points(container, shop) == Account(79 - 29, 79)
+    assert loyalty.sweep_due(container, T0 + timedelta(days=20)) == 0  # confirmed once
