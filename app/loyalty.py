@@ -135,16 +135,35 @@ def new_rule(s: Session, shop_id: int, rule: EarnRule, now: datetime) -> int:
     return version
 
 
+ACTIONS = ("signup", "birthday", "survey", "review", "referral")
+
+
+def award_action(s: Session, shop_id: int, customer_id: str, action: str, key: str, now: datetime) -> int:
+    """The points the shop's program gives for `action` (one of ACTIONS), once per `key`; 0 when the program is
+    off or gives nothing for it. In the caller's transaction."""
+    if action not in ACTIONS:
+        raise LoyaltyError(f"unknown action {action!r}")
+    row = s.execute(select(LoyaltyProgramRow.enabled, LoyaltyProgramRow.actions)
+                    .where(LoyaltyProgramRow.shop_id == shop_id)).first()
+    amount = int((row.actions or {}).get(action) or 0) if row is not None and row.enabled else 0
+    if amount <= 0:
+        return 0
+    posted = post(s, shop_id, customer_id, [Posting(Entry(amount, Balance.AVAILABLE, Reason.ACTION,
+                                                          f"action:{action}:{key}"), detail={"action": action})], now)
+    return amount if posted.new else 0
+
+
 def switch_on(s: Session, shop_id: int, now: datetime, *, points_per_unit: Decimal = Decimal("1"),
-              confirm_after_days: int | None = None, expire_after_days: int | None = None) -> None:
+              confirm_after_days: int | None = None, expire_after_days: int | None = None,
+              actions: dict[str, int] | None = None) -> None:
     """Switch the shop's program on (orders placed from `now` earn), with a first rule if it has none."""
     program = s.scalar(select(LoyaltyProgramRow).where(LoyaltyProgramRow.shop_id == shop_id))
     if program is None:
         s.add(LoyaltyProgramRow(shop_id=shop_id, enabled=True, started_at=now, confirm_after_days=confirm_after_days,
-                                expire_after_days=expire_after_days, created_at=now, updated_at=now))
+                                expire_after_days=expire_after_days, actions=actions, created_at=now, updated_at=now))
     else:
         program.enabled, program.confirm_after_days, program.updated_at = True, confirm_after_days, now
-        program.expire_after_days = expire_after_days
+        program.expire_after_days, program.actions = expire_after_days, actions
     if s.scalar(select(func.count()).select_from(LoyaltyRule).where(LoyaltyRule.shop_id == shop_id)) == 0:
         new_rule(s, shop_id, EarnRule(1, points_per_unit), now)
     s.flush()

@@ -18,6 +18,7 @@ import structlog
 from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
+from app import loyalty
 from app.db.engine import insert_for
 from app.db.models import Customer, Enrollment, Message, Order, Shop, SurveyResponse
 
@@ -141,6 +142,8 @@ def answer(c: Container, message_id: int, score: int, comment: str | None, at: d
             s.execute(update(SurveyResponse).where(
                 SurveyResponse.shop_id == message.shop_id, SurveyResponse.message_id == message.id,
             ).values(score=score, comment=comment, updated_at=at))
+        if first and message.customer_external_id:  # points for completing it, whatever the answer
+            loyalty.award_action(s, message.shop_id, message.customer_external_id, "survey", str(message.id), at)
         response = _response(s, message)
         survey = _view(message, shop, customer, order_id, order_name, response)
         code = message.code or None

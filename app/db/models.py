@@ -500,6 +500,7 @@ class LoyaltyProgramRow(Base):
     confirm_after_days: Mapped[int | None]  # None: on fulfillment; N: N days after fulfillment (return window)
     expire_after_days: Mapped[int | None]  # points expire after this many days without activity (None: never)
     swept_at: Mapped[datetime | None]  # when returns windows and inactive accounts were last looked at (hourly)
+    actions: Mapped[dict[str, Any] | None]  # points for actions: {"survey": 50, "review": 100, ...}
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(default=utcnow)
 

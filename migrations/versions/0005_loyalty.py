@@ -2,7 +2,7 @@
 
 Revision ID: 0005
 Revises: 0004
-Create Date: 2026-11-29 08:48:55.203342
+Create Date: 2026-11-29 08:50:04.674646
 """
 
 from __future__ import annotations
@@ -44,6 +44,7 @@ def upgrade() -> None:
     sa.Column('confirm_after_days', sa.Integer(), nullable=True),
     sa.Column('expire_after_days', sa.Integer(), nullable=True),
     sa.Column('swept_at', sa.DateTime(timezone=True), nullable=True),
+    sa.Column('actions', sa.JSON(), nullable=True),
     sa.Column('created_at', sa.DateTime(timezone=True), nullable=False),
     sa.Column('updated_at', sa.DateTime(timezone=True), nullable=False),
     sa.ForeignKeyConstraint(['shop_id'], ['shops.id'], name=op.f('fk_loyalty_programs_shop_id_shops'), ondelete='CASCADE'),

@@ -273,3 +273,17 @@ def test_the_page_speaks_the_customers_language(container: Container, client: Fl
     assert "ご回答ありがとうございました！" in thanks and "あなたの回答：5 / 5（とても満足）" in thanks
     error = client.get("/s/nonsense", headers={"Accept-Language": "ja-JP,ja;q=0.9,en;q=0.5"})
     assert error.status_code == 400 and "このリンクは使用できません" in error.get_data(as_text=True)
+
+
+def test_completing_a_survey_earns_the_programs_points_once_whatever_the_answer(container: Container) -> None:
+    from app import loyalty
+    from app.core.loyalty import Account
+
+    x = seed(container)
+    with container.sessions() as s, s.begin():
+        loyalty.switch_on(s, x.shop_id, NOW - timedelta(days=30), actions={"survey": 50})
+    surveys.answer(container, x.message_id, 1, "Not good.", NOW)  # a low score earns the same: no reward for praise
+    surveys.answer(container, x.message_id, 5, None, NOW + timedelta(minutes=5))  # changing the answer: no more
+    with container.sessions() as s:
+        assert loyalty.balance(s, x.shop_id, x.customer_id) == Account(50, 0)
+        assert loyalty.mismatches(s) == []
