@@ -380,7 +380,9 @@ class Dispatcher:
             order=mc.order_of(loaded, shop, enrollment.order_external_id),
             checkout=mc.checkout_of(loaded, shop, enrollment.checkout_external_id),
             code=code, links=link_set,
-            recommendations=self._recommendations(s, shop, products) if "recommendations" in uses else ())
+            recommendations=self._recommendations(s, shop, products) if "recommendations" in uses else (),
+            tier=mc.tier_of(s, x.shop_id, customer_id, enrollment.trigger_at, enrollment.trigger_key)
+            if "tier" in uses else None)
         missing = rendering.journey(step.template).missing(context) if step.template in _LIBRARY else []
         if missing and version.templates.get(step.key) is None:
             return Result("skipped", reason=f"nothing to show for {', '.join(missing)}")

@@ -24,6 +24,7 @@ from typing import TYPE_CHECKING, Any
 from sqlalchemy import case, func, insert, or_, select, update
 from sqlalchemy.orm import Session, aliased
 
+from app import tiers
 from app.core.loyalty import Account, Balance, Bonus, EarnRule, Entry, LoyaltyError, NotEnoughPoints, Posting, Reason
 from app.db.engine import insert_for, rowcount
 from app.db.models import Fulfillment, LedgerEntry, LoyaltyAccount, LoyaltyProgramRow, LoyaltyRule, Order
@@ -216,14 +217,13 @@ SWEEP_EVERY = timedelta(hours=1)
 
 
 def sweep_due(c: Container, now: datetime) -> int:
-    """Every shop whose program confirms after a returns window or expires points, and was last swept an hour
-    ago or more (each shop claimed by one runner at a time): orders past their window get their points made
-    available, then inactive accounts expire. Returns how many orders and accounts changed."""
+    """Every shop with a program on, last swept an hour ago or more (each shop claimed by one runner at a time):
+    orders past their returns window get their points made available, inactive accounts expire, and VIP tiers
+    are evaluated again. Returns how many orders and accounts changed."""
     p = LoyaltyProgramRow
     due = or_(p.swept_at.is_(None), p.swept_at <= now - SWEEP_EVERY)
     with c.sessions() as s:
-        shops = list(s.scalars(select(p.shop_id).where(
-            p.enabled.is_(True), or_(p.expire_after_days.is_not(None), p.confirm_after_days.is_not(None)), due)))
+        shops = list(s.scalars(select(p.shop_id).where(p.enabled.is_(True), due)))
     changed = 0
     for shop_id in shops:
         with c.sessions() as s, s.begin():
@@ -234,6 +234,27 @@ def sweep_due(c: Container, now: datetime) -> int:
             changed += confirm_returns_windows(c, shop_id, timedelta(days=days), now)
         with c.sessions() as s, s.begin():
             changed += expire(s, shop_id, now)
+        changed += reevaluate_tiers(c, shop_id, now)
+    return changed
+
+
+def reevaluate_tiers(c: Container, shop_id: int, now: datetime) -> int:
+    """Everyone in a tier, evaluated again (their window moves on; a grace period may have run out). A change is
+    recorded as a TierChanged event that journeys react to, in the same transaction. Returns how many changed."""
+    from app.core.enrollment import react  # the unit of work imports this module (through its loyalty repository)
+    from app.db.uow import SqlUnitOfWork
+
+    with c.sessions() as s:
+        customers = tiers.due_for_evaluation(s, shop_id)
+    changed = 0
+    for customer_id in customers:
+        uow = SqlUnitOfWork(c.sessions)
+        with uow:
+            change = uow.loyalty.evaluate_tier(shop_id, customer_id, now)
+            if change is not None and uow.events.record(change):
+                react(uow, [change], now)
+                changed += 1
+            uow.commit()
     return changed
 
 

@@ -144,11 +144,15 @@ class EnrollmentRow(Protocol):
     def order_external_id(self) -> str | None: ...
     @property
     def checkout_external_id(self) -> str | None: ...
+    @property
+    def trigger_at(self) -> datetime: ...
+    @property
+    def trigger_key(self) -> str: ...
 
 
 _ENROLLMENT = (t.Enrollment.id, t.Enrollment.shop_id, t.Enrollment.version_id, t.Enrollment.status,
                t.Enrollment.exit_reason, t.Enrollment.facts, t.Enrollment.email, t.Enrollment.order_external_id,
-               t.Enrollment.checkout_external_id)
+               t.Enrollment.checkout_external_id, t.Enrollment.trigger_at, t.Enrollment.trigger_key)
 
 
 def enrollments(s: Session, ids: Iterable[int]) -> dict[int, EnrollmentRow]:
@@ -385,3 +389,22 @@ def shop_of(shop: t.Shop, support_email: str) -> r.Shop:
     return r.Shop(name=shop.name or shop.domain, currency=shop.currency or "USD", support_email=support_email,
                   url=store_url(shop))
 
+
+
+def tier_of(s: Session, shop_id: int, customer_id: str | None, at: datetime, trigger_key: str) -> r.Tier | None:
+    """The VIP tier change an enrollment was started by (its TierChanged event: at `at`, to the tier its key
+    ends with), with the tiers' names and the new tier's perks; None without one."""
+    if customer_id is None:
+        return None
+    new_key = trigger_key.rsplit(":", 1)[-1]
+    change = s.execute(select(t.TierChange.old, t.TierChange.new, t.TierChange.upgraded)
+                       .where(t.TierChange.shop_id == shop_id, t.TierChange.customer_external_id == customer_id,
+                              t.TierChange.at <= at, t.TierChange.new == new_key)
+                       .order_by(t.TierChange.at.desc(), t.TierChange.id.desc()).limit(1)).first()
+    if change is None or change.new is None:
+        return None
+    tiers = {x.key: x for x in s.scalars(select(t.LoyaltyTier).where(t.LoyaltyTier.shop_id == shop_id))}
+    new = tiers.get(change.new)
+    old = tiers.get(change.old) if change.old else None
+    return r.Tier(old=old.name if old else change.old, new=new.name if new else change.new,
+                  upgraded=bool(change.upgraded), perks=tuple(new.perks) if new else ())

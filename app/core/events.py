@@ -126,6 +126,20 @@ class CustomerUpserted(DomainEvent):
 
 
 @dataclass(frozen=True)
+class TierChanged(DomainEvent):
+    """A customer moved between VIP tiers (up on an order, down after the grace period)."""
+
+    customer_id: str
+    old: str | None
+    new: str | None
+    upgraded: bool
+
+    @property
+    def key(self) -> str:
+        return f"tier:{self.customer_id}:{self.occurred_at.astimezone(UTC).isoformat()}:{self.new}"
+
+
+@dataclass(frozen=True)
 class CheckoutUpdated(DomainEvent):
     checkout_id: str
     customer_id: str | None

@@ -32,7 +32,7 @@ def _record(uow: UnitOfWork, events: list[DomainEvent]) -> list[DomainEvent]:
 def _commit(uow: UnitOfWork, new: list[DomainEvent], clock: Clock) -> None:
     """Points (earned, confirmed, taken back) and journeys (enrollments, exits, attribution) react to the new
     events in the same transaction: the order and what it set in motion are committed together, or neither is."""
-    points.react(uow, new, clock.now())
+    new += points.react(uow, new, clock.now())  # a tier change is an event journeys react to as well
     react(uow, new, clock.now())
     uow.commit()
 

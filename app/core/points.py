@@ -29,8 +29,10 @@ from app.core.ports import LoyaltyProgram, OrderPoints, UnitOfWork
 _ORDER_EVENTS = (OrderPaid, OrderFulfilled, OrderRefunded, OrderCancelled)
 
 
-def react(uow: UnitOfWork, events: list[DomainEvent], now: datetime) -> None:
+def react(uow: UnitOfWork, events: list[DomainEvent], now: datetime) -> list[DomainEvent]:
+    """Apply the new events to points; returns the events that follows (a VIP tier change), recorded."""
     programs: dict[int, LoyaltyProgram | None] = {}
+    touched: set[tuple[int, str]] = set()
     for event in events:
         if not isinstance(event, _ORDER_EVENTS) or event.customer_id is None:
             continue  # guests have no account
@@ -42,6 +44,7 @@ def react(uow: UnitOfWork, events: list[DomainEvent], now: datetime) -> None:
         order = uow.orders.get(event.shop_id, event.order_id)
         if order is None:
             continue
+        touched.add((event.shop_id, event.customer_id))
         if isinstance(event, OrderPaid):
             _earn(uow, program, order, event, now)
         elif isinstance(event, OrderFulfilled):
@@ -51,6 +54,12 @@ def react(uow: UnitOfWork, events: list[DomainEvent], now: datetime) -> None:
             _take_back(uow, event.shop_id, event.customer_id, order, f"refund:{event.refund_id}", now)
         else:
             _take_back(uow, event.shop_id, event.customer_id, order, "cancel", now)
+    changes: list[DomainEvent] = []
+    for shop_id, customer_id in sorted(touched):
+        change = uow.loyalty.evaluate_tier(shop_id, customer_id, now)
+        if change is not None and uow.events.record(change):
+            changes.append(change)
+    return changes
 
 
 def lines_of(order: OrderRecord) -> list[Line]:
@@ -62,7 +71,7 @@ def _earn(uow: UnitOfWork, program: LoyaltyProgram, order: OrderRecord, event: O
         return  # placed before the program began (an imported history), or already cancelled
     customer_id = event.customer_id
     assert customer_id is not None
-    earned = earn(program.rule, lines_of(order), order.created_at)
+    earned = earn(program.rule, lines_of(order), order.created_at, uow.loyalty.multiplier(event.shop_id, customer_id))
     oid = order.external_id
     uow.loyalty.post(event.shop_id, customer_id, [
         Posting(Entry(e.points, Balance.PENDING, Reason.EARNED, f"order:{oid}:line:{e.line_id}"),

@@ -8,7 +8,7 @@ from datetime import datetime, timedelta
 from decimal import Decimal
 from typing import Any, Literal, Protocol
 
-from app.core.events import DomainEvent
+from app.core.events import DomainEvent, TierChanged
 from app.core.journeys import Journey
 from app.core.loyalty import EarnRule, LineEarning, Posting
 from app.core.model import CheckoutRecord, CustomerRecord, OrderRecord
@@ -180,6 +180,12 @@ class LoyaltyRepository(Protocol):
     def order_points(self, shop_id: int, order_id: str) -> OrderPoints: ...
     def post(self, shop_id: int, customer_id: str, postings: Sequence[Posting], now: datetime) -> None:
         """Write the postings (those already there by key are left out) with the account's snapshot."""
+        ...
+    def multiplier(self, shop_id: int, customer_id: str) -> Decimal:
+        """The earning multiplier of the customer's VIP tier (1 without one)."""
+        ...
+    def evaluate_tier(self, shop_id: int, customer_id: str, now: datetime) -> TierChanged | None:
+        """Evaluate the customer's tier now (app.core.tiers.evaluate), store the standing, record a change."""
         ...
 
 

@@ -10,7 +10,8 @@ from decimal import Decimal
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from app import loyalty
+from app import loyalty, tiers
+from app.core.events import TierChanged
 from app.core.loyalty import LineEarning, Posting, Reason
 from app.core.ports import LoyaltyProgram, OrderPoints
 from app.db.models import LedgerEntry, LoyaltyProgramRow, LoyaltyRule
@@ -52,6 +53,12 @@ class Loyalty:
                 confirmed = True
         earned.sort(key=lambda x: x.line_id)
         return OrderPoints(None, tuple(earned), reversed_, confirmed)
+
+    def multiplier(self, shop_id: int, customer_id: str) -> Decimal:
+        return tiers.tier_multiplier(self.s, shop_id, customer_id)
+
+    def evaluate_tier(self, shop_id: int, customer_id: str, now: datetime) -> TierChanged | None:
+        return tiers.evaluate_customer(self.s, shop_id, customer_id, now)
 
     def post(self, shop_id: int, customer_id: str, postings: Sequence[Posting], now: datetime) -> None:
         if postings:

@@ -501,6 +501,9 @@ class LoyaltyProgramRow(Base):
     expire_after_days: Mapped[int | None]  # points expire after this many days without activity (None: never)
     swept_at: Mapped[datetime | None]  # when returns windows and inactive accounts were last looked at (hourly)
     actions: Mapped[dict[str, Any] | None]  # points for actions: {"survey": 50, "review": 100, ...}
+    tier_basis: Mapped[str] = mapped_column(String(8), default="spend")  # spend / points (app.core.tiers.Basis)
+    tier_window_days: Mapped[int] = mapped_column(default=365)  # the rolling window progress is counted over
+    tier_grace_days: Mapped[int] = mapped_column(default=30)  # below a tier this long before moving down
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(default=utcnow)
 
@@ -531,8 +534,43 @@ class LoyaltyAccount(Base):
     available: Mapped[int] = mapped_column(BigInteger, default=0)
     pending: Mapped[int] = mapped_column(BigInteger, default=0)
     last_activity_at: Mapped[datetime | None]  # the last entry: expiry counts inactivity from here
+    tier: Mapped[str | None] = mapped_column(String(32))  # the VIP tier's key
+    tier_since: Mapped[datetime | None]
+    below_since: Mapped[datetime | None]  # below the tier since then: a grace period before moving down
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class LoyaltyTier(Base):
+    """A VIP tier of a shop's program (app.core.tiers.Tier)."""
+
+    __tablename__ = "loyalty_tiers"
+    __table_args__ = (UniqueConstraint("shop_id", "key"),)
+
+    id: Mapped[int] = mapped_column(Id, primary_key=True)
+    shop_id: Mapped[int] = mapped_column(ForeignKey("shops.id", ondelete="CASCADE"))
+    key: Mapped[str] = mapped_column(String(32))
+    name: Mapped[str] = mapped_column(String(64))
+    threshold: Mapped[Decimal]
+    multiplier: Mapped[Decimal]
+    perks: Mapped[list[str]] = mapped_column(JSON)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class TierChange(Base):
+    """A customer's move between tiers, as it happened: what the vip_tier journey announces."""
+
+    __tablename__ = "tier_changes"
+    __table_args__ = (Index("ix_tier_changes_customer", "shop_id", "customer_external_id", "at"),)
+
+    id: Mapped[int] = mapped_column(Id, primary_key=True)
+    shop_id: Mapped[int] = mapped_column(ForeignKey("shops.id", ondelete="CASCADE"))
+    customer_external_id: Mapped[str] = mapped_column(String(64))
+    old: Mapped[str | None] = mapped_column(String(32))
+    new: Mapped[str | None] = mapped_column(String(32))
+    upgraded: Mapped[bool]
+    progress: Mapped[Decimal]
+    at: Mapped[datetime]
 
 
 class LedgerEntry(Base):
@@ -609,7 +647,7 @@ class Redemption(Base):
     updated_at: Mapped[datetime]
 
 
-SHOP_TABLES = [Redemption, Reward, LedgerEntry, LoyaltyAccount, LoyaltyRule, LoyaltyProgramRow, SurveyResponse,
-               ContactPreference, Attribution, MessageClick, Message, Enrollment, JourneyVersion, JourneyRow,
-               HistoryImport, DataExport, EventRow, InboxRow, Checkout, Refund, Fulfillment, OrderLine, Order,
-               Product, Customer]
+SHOP_TABLES = [TierChange, LoyaltyTier, Redemption, Reward, LedgerEntry, LoyaltyAccount, LoyaltyRule,
+               LoyaltyProgramRow, SurveyResponse, ContactPreference, Attribution, MessageClick, Message, Enrollment,
+               JourneyVersion, JourneyRow, HistoryImport, DataExport, EventRow, InboxRow, Checkout, Refund,
+               Fulfillment, OrderLine, Order, Product, Customer]

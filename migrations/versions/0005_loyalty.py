@@ -1,8 +1,8 @@
-"""loyalty: programs, rule versions, accounts, ledger entries, rewards, redemptions
+"""loyalty: programs, rule versions, tiers, accounts, ledger entries, rewards, redemptions, tier changes
 
 Revision ID: 0005
 Revises: 0004
-Create Date: 2026-11-29 08:50:04.674646
+Create Date: 2026-11-29 08:52:35.648056
 """
 
 from __future__ import annotations
@@ -27,6 +27,9 @@ def upgrade() -> None:
     sa.Column('available', sa.BigInteger(), nullable=False),
     sa.Column('pending', sa.BigInteger(), nullable=False),
     sa.Column('last_activity_at', sa.DateTime(timezone=True), nullable=True),
+    sa.Column('tier', sa.String(length=32), nullable=True),
+    sa.Column('tier_since', sa.DateTime(timezone=True), nullable=True),
+    sa.Column('below_since', sa.DateTime(timezone=True), nullable=True),
     sa.Column('created_at', sa.DateTime(timezone=True), nullable=False),
     sa.Column('updated_at', sa.DateTime(timezone=True), nullable=False),
     sa.ForeignKeyConstraint(['shop_id'], ['shops.id'], name=op.f('fk_loyalty_accounts_shop_id_shops'), ondelete='CASCADE'),
@@ -45,6 +48,9 @@ def upgrade() -> None:
     sa.Column('expire_after_days', sa.Integer(), nullable=True),
     sa.Column('swept_at', sa.DateTime(timezone=True), nullable=True),
     sa.Column('actions', sa.JSON(), nullable=True),
+    sa.Column('tier_basis', sa.String(length=8), nullable=False),
+    sa.Column('tier_window_days', sa.Integer(), nullable=False),
+    sa.Column('tier_grace_days', sa.Integer(), nullable=False),
     sa.Column('created_at', sa.DateTime(timezone=True), nullable=False),
     sa.Column('updated_at', sa.DateTime(timezone=True), nullable=False),
     sa.ForeignKeyConstraint(['shop_id'], ['shops.id'], name=op.f('fk_loyalty_programs_shop_id_shops'), ondelete='CASCADE'),
@@ -60,6 +66,19 @@ def upgrade() -> None:
     sa.ForeignKeyConstraint(['shop_id'], ['shops.id'], name=op.f('fk_loyalty_rules_shop_id_shops'), ondelete='CASCADE'),
     sa.PrimaryKeyConstraint('id', name=op.f('pk_loyalty_rules')),
     sa.UniqueConstraint('shop_id', 'version', name=op.f('uq_loyalty_rules_shop_id_version'))
+    )
+    op.create_table('loyalty_tiers',
+    sa.Column('id', sa.BigInteger().with_variant(sa.Integer(), 'sqlite'), nullable=False),
+    sa.Column('shop_id', sa.BigInteger().with_variant(sa.Integer(), 'sqlite'), nullable=False),
+    sa.Column('key', sa.String(length=32), nullable=False),
+    sa.Column('name', sa.String(length=64), nullable=False),
+    sa.Column('threshold', sa.Numeric(precision=14, scale=4), nullable=False),
+    sa.Column('multiplier', sa.Numeric(precision=14, scale=4), nullable=False),
+    sa.Column('perks', sa.JSON(), nullable=False),
+    sa.Column('created_at', sa.DateTime(timezone=True), nullable=False),
+    sa.ForeignKeyConstraint(['shop_id'], ['shops.id'], name=op.f('fk_loyalty_tiers_shop_id_shops'), ondelete='CASCADE'),
+    sa.PrimaryKeyConstraint('id', name=op.f('pk_loyalty_tiers')),
+    sa.UniqueConstraint('shop_id', 'key', name=op.f('uq_loyalty_tiers_shop_id_key'))
     )
     op.create_table('rewards',
     sa.Column('id', sa.BigInteger().with_variant(sa.Integer(), 'sqlite'), nullable=False),
@@ -77,6 +96,21 @@ def upgrade() -> None:
     )
     with op.batch_alter_table('rewards', schema=None) as batch_op:
         batch_op.create_index(batch_op.f('ix_rewards_shop_id'), ['shop_id'], unique=False)
+
+    op.create_table('tier_changes',
+    sa.Column('id', sa.BigInteger().with_variant(sa.Integer(), 'sqlite'), nullable=False),
+    sa.Column('shop_id', sa.BigInteger().with_variant(sa.Integer(), 'sqlite'), nullable=False),
+    sa.Column('customer_external_id', sa.String(length=64), nullable=False),
+    sa.Column('old', sa.String(length=32), nullable=True),
+    sa.Column('new', sa.String(length=32), nullable=True),
+    sa.Column('upgraded', sa.Boolean(), nullable=False),
+    sa.Column('progress', sa.Numeric(precision=14, scale=4), nullable=False),
+    sa.Column('at', sa.DateTime(timezone=True), nullable=False),
+    sa.ForeignKeyConstraint(['shop_id'], ['shops.id'], name=op.f('fk_tier_changes_shop_id_shops'), ondelete='CASCADE'),
+    sa.PrimaryKeyConstraint('id', name=op.f('pk_tier_changes'))
+    )
+    with op.batch_alter_table('tier_changes', schema=None) as batch_op:
+        batch_op.create_index('ix_tier_changes_customer', ['shop_id', 'customer_external_id', 'at'], unique=False)
 
     op.create_table('ledger_entries',
     sa.Column('id', sa.BigInteger().with_variant(sa.Integer(), 'sqlite'), nullable=False),
@@ -144,10 +178,15 @@ def downgrade() -> None:
         batch_op.drop_index('ix_ledger_entries_account')
 
     op.drop_table('ledger_entries')
+    with op.batch_alter_table('tier_changes', schema=None) as batch_op:
+        batch_op.drop_index('ix_tier_changes_customer')
+
+    op.drop_table('tier_changes')
     with op.batch_alter_table('rewards', schema=None) as batch_op:
         batch_op.drop_index(batch_op.f('ix_rewards_shop_id'))
 
     op.drop_table('rewards')
+    op.drop_table('loyalty_tiers')
     op.drop_table('loyalty_rules')
     op.drop_table('loyalty_programs')
     with op.batch_alter_table('loyalty_accounts', schema=None) as batch_op:

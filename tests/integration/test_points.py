@@ -8,17 +8,22 @@ from __future__ import annotations
 from dataclasses import replace
 from datetime import timedelta
 from decimal import Decimal
+from pathlib import Path
 
 import pytest
 from sqlalchemy import select
 
-from app import loyalty
+from app import loyalty, tiers
 from app.bootstrap import Container
+from app.channels.outbox import OutboxChannel
 from app.core import commands as cmd
 from app.core.loyalty import Account, Balance, EarnRule, Entry, NotEnoughPoints, Posting, Reason
 from app.core.model import Fulfillment, OrderLine, PaymentStatus, Refund, RefundLine
+from app.core.tiers import Tier
 from app.db import models as t
-from tests.journeys import T0, Clock, customer, journey_shop, observe, order
+from app.dispatch import Dispatcher
+from tests.fakes import FakeStorePlatform
+from tests.journeys import T0, Clock, customer, journey_shop, observe, order, read_outbox
 
 LINES = (OrderLine("1", "Ethiopia Guji 250 g", 2, Decimal("14.50"), product_id="p1"),  # 29.00
          OrderLine("2", "Paper filters", 3, Decimal("4.00"), total_discount=Decimal("1.50"), product_id="p2"))  # 10.50
@@ -35,6 +40,11 @@ def shop(container: Container) -> int:
 @pytest.fixture
 def clock() -> Clock:
     return Clock(T0)
+
+
+@pytest.fixture
+def outbox(tmp_path: Path) -> OutboxChannel:
+    return OutboxChannel(tmp_path / "outbox")
 
 
 def paid(oid: str = "1001", **kw: object) -> cmd.ObserveOrder:
@@ -163,3 +173,49 @@ def test_with_a_returns_window_points_become_available_once_it_has_passed(
     see(container, clock, shop, refund("r1", ("1", 1, "14.50")))  # a late refund comes out of what is available
     assert points(container, shop) == Account(79 - 29, 79)
     assert loyalty.sweep_due(container, T0 + timedelta(days=20)) == 0  # confirmed once
+
+
+TIERS = (Tier("member", "Member", Decimal("0")), Tier("silver", "Silver", Decimal("300"), Decimal("1.5")),
+         Tier("gold", "Gold", Decimal("1000"), Decimal("2"), ("Free shipping", "Early access")))
+
+
+def tier_events(c: Container, shop: int) -> list[tuple[str | None, str | None, bool]]:
+    with c.sessions() as s:
+        return [(x.old, x.new, x.upgraded) for x in s.scalars(select(t.TierChange).order_by(t.TierChange.id))]
+
+
+def test_vip_tiers_move_up_on_orders_multiply_points_and_move_down_after_the_grace(
+        container: Container, clock: Clock, outbox: OutboxChannel) -> None:
+    shop = journey_shop(container, frozenset({"vip_tier"}))
+    with container.sessions() as s, s.begin():
+        loyalty.switch_on(s, shop, T0 - timedelta(days=1), points_per_unit=Decimal("1"))
+        tiers.set_tiers(s, shop, TIERS, T0)
+    big = (OrderLine("1", "Espresso machine", 1, Decimal("1200.00"), product_id="m1"),)
+    see(container, clock, shop, paid())  # 39.50 spent: Member
+    see(container, clock, shop, cmd.ObserveOrder(0, order("1002", lines=big, total=Decimal("1200"),
+                                                          subtotal=Decimal("1200")), customer()))
+    assert tier_events(container, shop) == [(None, "member", True), ("member", "gold", True)]
+    assert points(container, shop) == Account(0, 39 + 1200)  # the order that lifts earns at the old rate
+    see(container, clock, shop, paid("1003"))
+    assert points(container, shop) == Account(0, 39 + 1200 + 79)  # Gold doubles the next one (58 + 21)
+    see(container, clock, shop, refund("r1", ("1", 1, "1200.00"), oid="1002"))  # spend falls to 79: grace
+    assert tier_events(container, shop)[-1] == ("member", "gold", True)
+    with container.sessions() as s:
+        account = s.scalars(select(t.LoyaltyAccount)).one()
+        assert account.tier == "gold" and account.below_since is not None
+    assert loyalty.sweep_due(container, T0 + timedelta(days=29)) == 0  # still in the grace
+    assert loyalty.sweep_due(container, T0 + timedelta(days=31)) >= 1
+    assert tier_events(container, shop)[-1] == ("gold", "member", False)
+    with container.sessions() as s:
+        recorded = [e.type for e in s.scalars(select(t.EventRow).where(t.EventRow.type == "TierChanged"))]
+        assert len(recorded) == 3
+    # The vip_tier journey announces each change; the last one says the new tier, without congratulations.
+    store = FakeStorePlatform()
+    Dispatcher(container, {"email": outbox}, platform_for=lambda _: store,
+               now=lambda: T0 + timedelta(days=31, minutes=5)).run_once()
+    sent = read_outbox(outbox)
+    assert len(sent) == 3
+    assert sorted(m["subject"] for m in sent) == ["Welcome to Gold!", "Welcome to Member!",
+                                                  "Your membership level is now Member"]
+    gold = next(m for m in sent if m["subject"] == "Welcome to Gold!")
+    assert "Early access" in gold.get_body(("plain",)).get_content()
