@@ -29,6 +29,7 @@ import hashlib
 import hmac
 import time
 import warnings
+from collections.abc import Callable
 
 import jwt
 import pytest
@@ -771,3 +772,52 @@ def test_sanitize_shop_is_stricter_than_shopify_libraries(raw):
     # Deliberate divergence: Shopify's libraries normalise these into a shop; verify.sanitize_shop only
     # takes a bare *.myshopify.com host (no scheme, path, port, userinfo or whitespace).
     assert verify.sanitize_shop(raw) is None
+
+
+
+# --- app proxy signatures ----------------------------------------------------------------------------------------
+# shopify.dev, "Authenticate app proxies" (docs/apps/build/online-store/app-proxies/authenticate-app-proxies):
+# shared secret "hush", the forwarded query of its worked example with a customer logged in, and the same with
+# nobody logged in; the page writes the shop as shop-name.myshopify.com in its forwarded request.
+PROXY_SECRET = "hush"
+PROXY_LOGGED_IN = ("extra=1&extra=2&shop=shop-name.myshopify.com&logged_in_customer_id=1&path_prefix=%2Fapps%2F"
+                   "awesome_reviews&timestamp=1317327555&signature="
+                   "4c68c8624d737112c91818c11017d24d334b524cb5c2b8ba08daa056f7395ddb")
+PROXY_ANONYMOUS = ("extra=1&extra=2&shop=shop-name.myshopify.com&logged_in_customer_id=&path_prefix=%2Fapps%2F"
+                   "awesome_reviews&timestamp=1317327555&signature="
+                   "e072b6d7e6622d85912a5214b860d3100dc1e73d9bc29f43796ac8c9ff8093cb")
+
+
+def _query(raw: str) -> list[tuple[str, str]]:
+    from urllib.parse import parse_qsl
+
+    return parse_qsl(raw, keep_blank_values=True)
+
+
+def test_app_proxy_signatures_verify_shopifys_published_examples() -> None:
+    from connectors.shopify import proxy
+
+    assert proxy.signing_message(_query(PROXY_LOGGED_IN)) == (
+        "extra=1,2logged_in_customer_id=1path_prefix=/apps/awesome_reviewsshop=shop-name.myshopify.com"
+        "timestamp=1317327555")
+    assert proxy.verify(_query(PROXY_LOGGED_IN), (PROXY_SECRET,), 1317327555) == proxy.ProxyRequest(
+        "shop-name.myshopify.com", "1", "/apps/awesome_reviews")
+    assert proxy.verify(_query(PROXY_ANONYMOUS), ("old-secret", PROXY_SECRET), 1317327600).customer_id is None
+
+
+@pytest.mark.parametrize(("change", "why"), [
+    (lambda q: q.replace("timestamp=1317327555", "timestamp=1317327556"), "bad signature"),
+    (lambda q: q.replace("logged_in_customer_id=1", "logged_in_customer_id=2"), "bad signature"),
+    (lambda q: q.replace("extra=2&", ""), "bad signature"),
+    (lambda q: q.split("&signature=")[0], "no signature"),
+    (lambda q: q + "&signature=00", "more than one"),
+])
+def test_app_proxy_requests_changed_in_any_way_are_refused(change: Callable[[str], str], why: str) -> None:
+    from connectors.shopify import proxy
+
+    with pytest.raises(proxy.ProxyRejected, match=why):
+        proxy.verify(_query(change(PROXY_LOGGED_IN)), (PROXY_SECRET,), 1317327555)
+    with pytest.raises(proxy.ProxyRejected, match="bad signature"):
+        proxy.verify(_query(PROXY_LOGGED_IN), ("another-secret",), 1317327555)
+    with pytest.raises(proxy.ProxyRejected, match="stale"):
+        proxy.verify(_query(PROXY_LOGGED_IN), (PROXY_SECRET,), 1317327555 + 91)

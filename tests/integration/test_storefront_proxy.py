@@ -1,0 +1,129 @@
+"""The storefront widget's API behind Shopify's app proxy: a signed request for the logged-in customer shows
+their points, tier, rewards, codes and history and redeems a reward (the code written into the store); a bad,
+stale or unsigned request is 401 and changes nothing; a shop without Encore is 404; nobody logged in is 401;
+a redemption the balance cannot pay, a reward that is off, or a malformed one are refused with a message; the
+same click sent twice is one redemption."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
+from decimal import Decimal
+from typing import Any
+from urllib.parse import urlencode
+
+import pytest
+from flask.testing import FlaskClient
+from sqlalchemy import func, select
+
+from app import loyalty, rewards, tiers
+from app.bootstrap import Container
+from app.core.loyalty import Account, Balance, Entry, Posting, Reason
+from app.core.tiers import Tier
+from app.db import models as t
+from connectors.shopify.proxy import sign
+from tests.conftest import API_SECRET
+from tests.fakes import FakeStorePlatform
+from tests.helpers import add_shop
+
+SHOP = "shop-a.myshopify.com"
+
+
+def signed(customer: str | None = "7001", *, secret: str = API_SECRET, age: float = 0, shop: str = SHOP,
+           **extra: str) -> str:
+    params = [("shop", shop), ("logged_in_customer_id", customer or ""), ("path_prefix", "/apps/encore"),
+              ("timestamp", str(int(time.time() - age))), *extra.items()]
+    return urlencode([*params, ("signature", sign(params, secret))])
+
+
+@pytest.fixture
+def store(monkeypatch: pytest.MonkeyPatch) -> FakeStorePlatform:
+    fake = FakeStorePlatform()
+    monkeypatch.setattr("app.shops.store_platform", lambda c, shop_id: fake)
+    return fake
+
+
+@pytest.fixture
+def shop(container: Container) -> Iterator[dict[str, int]]:
+    shop_id = add_shop(container)
+    now = datetime.now(UTC)
+    with container.sessions() as s, s.begin():
+        loyalty.switch_on(s, shop_id, now - timedelta(days=1))
+        tiers.set_tiers(s, shop_id, [Tier("member", "Member", Decimal("0")),
+                                     Tier("gold", "Gold", Decimal("500"), Decimal("2"), ("Free shipping",))], now)
+        s.add(t.Customer(shop_id=shop_id, external_id="7001", email="mina@example.com", external_updated_at=now))
+        loyalty.post(s, shop_id, "7001", [Posting(Entry(400, Balance.AVAILABLE, Reason.ACTION, "signup"))], now)
+        five = rewards.add_reward(s, shop_id, "$5 off", "amount", Decimal("5"), 300, now)
+        ten = rewards.add_reward(s, shop_id, "$10 off", "amount", Decimal("10"), 600, now)
+        off = rewards.add_reward(s, shop_id, "Old", "percent", Decimal("5"), 10, now, enabled=False)
+    yield {"id": shop_id, "five": five, "ten": ten, "off": off}
+
+
+def entries(c: Container) -> int:
+    with c.sessions() as s:
+        return int(s.scalar(select(func.count()).select_from(t.LedgerEntry)) or 0)
+
+
+def test_the_logged_in_shopper_sees_points_tier_rewards_and_history(
+        client: FlaskClient, shop: dict[str, int]) -> None:
+    got = client.get(f"/proxy/loyalty?{signed()}")
+    assert got.status_code == 200
+    body: dict[str, Any] = got.get_json()
+    assert body["points"] == {"available": 400, "pending": 0} and body["currency"] == "USD"
+    assert [(r["title"], r["cost"], r["affordable"]) for r in body["rewards"]] == [("$5 off", 300, True),
+                                                                                   ("$10 off", 600, False)]
+    assert body["tier"]["next"] == {"key": "gold", "name": "Gold", "remaining": "500"}
+    assert [(h["points"], h["reason"]) for h in body["history"]] == [(400, "action")]
+
+
+def test_redeeming_writes_the_code_and_the_same_click_twice_is_one_redemption(
+        client: FlaskClient, container: Container, shop: dict[str, int], store: FakeStorePlatform) -> None:
+    click = {"reward_id": shop["five"], "request_key": "click-0001"}
+    first = client.post(f"/proxy/loyalty/redeem?{signed()}", json=click)
+    assert first.status_code == 201
+    code = first.get_json()["code"]
+    assert store.discounts[code.lower()].request.customer_id == "7001"
+    again = client.post(f"/proxy/loyalty/redeem?{signed()}", json=click)
+    assert again.status_code == 200 and again.get_json() == {"code": code, "status": "issued", "points": 300,
+                                                             "already": True}
+    with container.sessions() as s:
+        assert loyalty.balance(s, shop["id"], "7001") == Account(100, 0)
+    assert [c["code"] for c in client.get(f"/proxy/loyalty?{signed()}").get_json()["codes"]] == [code]
+
+
+@pytest.mark.parametrize(("body", "status", "error"), [
+    ({"reward_id": "ten", "request_key": "click-0002"}, 400, "bad_request"),
+    ({"reward_id": 1, "request_key": "x"}, 400, "bad_request"),
+    ("ten", 422, "not_enough_points"),
+    ("off", 404, "no_such_reward"),
+    (999_999, 404, "no_such_reward"),
+])
+def test_refused_redemptions_say_why_and_change_nothing(
+        client: FlaskClient, container: Container, shop: dict[str, int], store: FakeStorePlatform,
+        body: Any, status: int, error: str) -> None:
+    if not isinstance(body, dict):
+        body = {"reward_id": shop.get(body, body) if isinstance(body, str) else body, "request_key": "click-0003"}
+    before = entries(container)
+    got = client.post(f"/proxy/loyalty/redeem?{signed()}", json=body)
+    assert (got.status_code, got.get_json()["error"]) == (status, error) and got.get_json()["message"]
+    assert entries(container) == before and store.discounts == {}
+
+
+@pytest.mark.parametrize(("query", "status", "error"), [
+    (lambda: signed(secret="not-the-apps-secret"), 401, "unauthorized"),
+    (lambda: signed(age=600), 401, "unauthorized"),
+    (lambda: signed().replace("logged_in_customer_id=7001", "logged_in_customer_id=7002"), 401, "unauthorized"),
+    (lambda: "shop=shop-a.myshopify.com&logged_in_customer_id=7001", 401, "unauthorized"),
+    (lambda: signed(customer=None), 401, "log_in"),
+    (lambda: signed(shop="nobody.myshopify.com"), 404, "unknown_shop"),
+])
+def test_requests_not_from_the_store_or_for_nobody_are_refused(
+        client: FlaskClient, container: Container, shop: dict[str, int], store: FakeStorePlatform,
+        query: Any, status: int, error: str) -> None:
+    before = entries(container)
+    for got in (client.get(f"/proxy/loyalty?{query()}"),
+                client.post(f"/proxy/loyalty/redeem?{query()}", json={"reward_id": shop["five"],
+                                                                        "request_key": "click-0004"})):
+        assert (got.status_code, got.get_json()["error"]) == (status, error)
+    assert entries(container) == before and store.discounts == {}
