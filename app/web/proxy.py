@@ -15,7 +15,7 @@ from app import rewards, shops, storefront
 from app.bootstrap import Container
 from app.core.loyalty import LoyaltyError, NotEnoughPoints
 from app.inbox import ShopDirectory
-from connectors.shopify.proxy import ProxyRejected, ProxyRequest, verify
+from connectors.shopify.proxy import ProxyRejected, verify
 
 bp = Blueprint("proxy", __name__)
 
@@ -29,38 +29,42 @@ def _error(status: int, error: str, message: str) -> tuple[Response, int]:
     return jsonify(error=error, message=message), status
 
 
-def _shopper() -> tuple[int, ProxyRequest] | tuple[Response, int]:
+class _Refused(Exception):
+    def __init__(self, status: int, error: str, message: str) -> None:
+        super().__init__(message)
+        self.status, self.error = status, error
+
+
+@bp.errorhandler(_Refused)
+def _refused(exc: _Refused) -> tuple[Response, int]:
+    return _error(exc.status, exc.error, str(exc))
+
+
+def _shopper() -> tuple[int, str]:
+    """The shop and the logged-in customer of a verified proxy request (_Refused otherwise)."""
     c = _container()
     try:
         verified = verify(list(request.args.items(multi=True)), c.settings.shopify_api_secrets, time.time())
     except ProxyRejected as exc:
-        return _error(401, "unauthorized", f"this request is not from the store: {exc}")
+        raise _Refused(401, "unauthorized", f"this request is not from the store: {exc}") from None
     found = ShopDirectory(c).find("shopify", verified.shop)
     if found is None or not found.installed:
-        return _error(404, "unknown_shop", "Encore is not installed on this store")
+        raise _Refused(404, "unknown_shop", "Encore is not installed on this store")
     if verified.customer_id is None:
-        return _error(401, "log_in", "log in to your account to see your points")
-    return found.id, verified
+        raise _Refused(401, "log_in", "log in to your account to see your points")
+    return found.id, verified.customer_id
 
 
 @bp.get("/proxy/loyalty")
 def state() -> Any:
-    who = _shopper()
-    if isinstance(who[0], Response):
-        return who
-    shop_id, verified = who
-    assert isinstance(verified, ProxyRequest) and verified.customer_id is not None
+    shop_id, customer_id = _shopper()
     c = _container()
-    return jsonify(storefront.widget(c, int(shop_id), verified.customer_id, c.clock.now()))
+    return jsonify(storefront.widget(c, shop_id, customer_id, c.clock.now()))
 
 
 @bp.post("/proxy/loyalty/redeem")
 def redeem() -> Any:
-    who = _shopper()
-    if isinstance(who[0], Response):
-        return who
-    shop_id, verified = who
-    assert isinstance(verified, ProxyRequest) and verified.customer_id is not None
+    shop_id, customer_id = _shopper()
     body = request.get_json(silent=True) or {}
     reward_id, key = body.get("reward_id"), body.get("request_key")
     if not isinstance(reward_id, int) or isinstance(reward_id, bool) or not isinstance(key, str) \
@@ -68,7 +72,7 @@ def redeem() -> Any:
         return _error(400, "bad_request", "a redemption names a reward (reward_id) and a request_key of 8-64 characters")
     c = _container()
     try:
-        got = rewards.redeem(c, int(shop_id), verified.customer_id, reward_id, f"widget:{verified.customer_id}:{key}",
+        got = rewards.redeem(c, shop_id, customer_id, reward_id, f"widget:{customer_id}:{key}",
                              c.clock.now(), lambda sid: shops.store_platform(c, sid))
     except rewards.AlreadyRedeemed as exc:
         return _error(409, "already_redeemed", str(exc)) if exc.redemption.status == "restored" else (
