@@ -19,9 +19,9 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from decimal import Decimal
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 
-from sqlalchemy import case, func, insert, or_, select, update
+from sqlalchemy import Table, case, func, or_, select, update
 from sqlalchemy.orm import Session, aliased
 
 from app import tiers
@@ -59,16 +59,33 @@ def account_id(s: Session, shop_id: int, customer_id: str, now: datetime) -> int
     return int(found)
 
 
+_ACCOUNTS, _ENTRIES = cast(Table, LoyaltyAccount.__table__), cast(Table, LedgerEntry.__table__)
+
+
+def _locked(s: Session, shop_id: int, customer_id: str, now: datetime) -> tuple[int, Account]:
+    """The customer's account id and snapshot, its row locked until the transaction ends (opened on first use;
+    two openings at once make one account). One statement when the account exists."""
+    a = _ACCOUNTS.c
+    read = (select(a.id, a.available, a.pending).where(a.shop_id == shop_id, a.customer_external_id == customer_id)
+            .with_for_update())
+    conn = s.connection()
+    row = conn.execute(read).first()
+    if row is None:
+        account_id(s, shop_id, customer_id, now)
+        row = conn.execute(read).one()
+    return int(row.id), Account(int(row.available), int(row.pending))
+
+
 def post(s: Session, shop_id: int, customer_id: str, postings: Sequence[Posting], now: datetime) -> Posted:
     """Write `postings` to the customer's account in the caller's transaction, with the new snapshot. Entries
     whose key the account has already (the same request again) are left out; what is left must pass the core's
-    rules, or nothing is written."""
-    aid = account_id(s, shop_id, customer_id, now)
-    available, pending = s.execute(select(LoyaltyAccount.available, LoyaltyAccount.pending)
-                                   .where(LoyaltyAccount.id == aid).with_for_update()).one()
-    before = Account(int(available), int(pending))
+    rules, or nothing is written. Core statements, three when the account exists: read and lock, which keys are
+    there, write the entries and the snapshot."""
+    aid, before = _locked(s, shop_id, customer_id, now)
+    conn = s.connection()
     keys = [p.entry.key for p in postings]
-    seen = set(s.scalars(select(LedgerEntry.key).where(LedgerEntry.account_id == aid, LedgerEntry.key.in_(keys))))
+    e = _ENTRIES.c
+    seen = set(conn.execute(select(e.key).where(e.account_id == aid, e.key.in_(keys))).scalars())
     fresh: list[Posting] = []
     for p in postings:
         if p.entry.key not in seen:
@@ -77,12 +94,12 @@ def post(s: Session, shop_id: int, customer_id: str, postings: Sequence[Posting]
     if not fresh:
         return Posted(before, 0)
     after = before.post(p.entry for p in fresh)
-    s.execute(insert(LedgerEntry), [{
+    conn.execute(_ENTRIES.insert(), [{
         "shop_id": shop_id, "account_id": aid, "key": p.entry.key, "amount": p.entry.amount,
         "balance": p.entry.balance.value, "reason": p.entry.reason.value, "rule_version": p.rule_version,
         "order_external_id": p.order_id, "line_external_id": p.line_id, "detail": p.detail, "staff": p.staff,
         "note": p.note, "created_at": now} for p in fresh])
-    s.execute(update(LoyaltyAccount).where(LoyaltyAccount.id == aid).values(
+    conn.execute(_ACCOUNTS.update().where(_ACCOUNTS.c.id == aid).values(
         available=after.available, pending=after.pending, last_activity_at=now, updated_at=now))
     return Posted(after, len(fresh))
 
