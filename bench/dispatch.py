@@ -493,6 +493,21 @@ class World:
         return int(n)
 
 
+def finish(world: World, launched: Sequence[Any], *, keep: bool) -> None:
+    """After a benchmark, whatever happened: workers still running are stopped, the schema is dropped (or kept,
+    and said so)."""
+    for p in launched:
+        if p.is_alive():
+            p.terminate()
+            p.join(10)
+    if not keep:
+        world.drop()
+    else:
+        if world.conn is not None:
+            world.conn.close()
+        print(f"schema {world.schema} kept")
+
+
 def settings_for(url: str, key: str) -> Settings:
     return Settings(env="development", database_url=url, redis_url=None, secret_key=SECRET, encryption_keys=(key,),
                     app_url="https://encore.example.com", log_level="WARNING")
@@ -891,16 +906,7 @@ def main(argv: list[str] | None = None) -> int:
         if a.rate > 0 and a.seconds > 0:
             results["lateness"] = run_lateness(world, a.rate, a.seconds, a.batch, a.grace, a.loop_processes, workdir)
     finally:
-        for p in _launched:
-            if p.is_alive():
-                p.terminate()
-                p.join(10)
-        if not a.keep:
-            world.drop()
-        else:
-            if world.conn is not None:
-                world.conn.close()
-            print(f"schema {schema} kept")
+        finish(world, _launched, keep=a.keep)
         shutil.rmtree(workdir, ignore_errors=True)
     return report(results, time.monotonic() - begun)
 

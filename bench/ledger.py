@@ -53,7 +53,7 @@ RESULTS = ROOT / "bench" / "results"
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "bench"))
 
-from dispatch import DEFAULT_DB, World, _copy, container_for, machine_busy, postgres_cpu  # noqa: E402
+from dispatch import DEFAULT_DB, World, _copy, container_for, finish, machine_busy, postgres_cpu  # noqa: E402
 from sqlalchemy import insert, select  # noqa: E402
 
 from app import loyalty  # noqa: E402
@@ -317,16 +317,7 @@ def main(argv: list[str] | None = None) -> int:
         results["runs"] = runs
         results["entries"] = world.totals().entries
     finally:
-        for p in _launched:
-            if p.is_alive():
-                p.terminate()
-                p.join(10)
-        if not a.keep:
-            world.drop()
-        else:
-            if world.conn is not None:
-                world.conn.close()
-            print(f"schema {schema} kept")
+        finish(world, _launched, keep=a.keep)
     return report(results, counts, time.monotonic() - begun)
 
 
