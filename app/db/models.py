@@ -154,6 +154,7 @@ class Order(Base):
     processed_at: Mapped[datetime | None]
     cancelled_at: Mapped[datetime | None]
     discount_codes: Mapped[str | None] = mapped_column(Text)  # the codes used, lower-cased, comma-separated
+    ship_to: Mapped[str | None] = mapped_column(String(64))  # a digest of the normalised shipping address
     external_updated_at: Mapped[datetime]
 
 
@@ -504,6 +505,9 @@ class LoyaltyProgramRow(Base):
     tier_basis: Mapped[str] = mapped_column(String(8), default="spend")  # spend / points (app.core.tiers.Basis)
     tier_window_days: Mapped[int] = mapped_column(default=365)  # the rolling window progress is counted over
     tier_grace_days: Mapped[int] = mapped_column(default=30)  # below a tier this long before moving down
+    stamp_every: Mapped[int | None]  # a stamp card: every Nth paid order earns stamp_reward (None: no card)
+    stamp_reward_id: Mapped[int | None] = mapped_column(ForeignKey("rewards.id", ondelete="SET NULL"))
+    badges_enabled: Mapped[bool] = mapped_column(default=True)
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(default=utcnow)
 
@@ -647,7 +651,110 @@ class Redemption(Base):
     updated_at: Mapped[datetime]
 
 
-SHOP_TABLES = [TierChange, LoyaltyTier, Redemption, Reward, LedgerEntry, LoyaltyAccount, LoyaltyRule,
+class Stamp(Base):
+    """One paid order's stamp on its customer's stamp card; void when the order is cancelled or refunded in
+    full before its card was filled."""
+
+    __tablename__ = "stamps"
+    __table_args__ = (UniqueConstraint("shop_id", "order_external_id"),
+                      Index("ix_stamps_customer", "shop_id", "customer_external_id", "created_at"))
+
+    id: Mapped[int] = mapped_column(Id, primary_key=True)
+    shop_id: Mapped[int] = mapped_column(ForeignKey("shops.id", ondelete="CASCADE"))
+    customer_external_id: Mapped[str] = mapped_column(String(64))
+    order_external_id: Mapped[str] = mapped_column(String(64))
+    void: Mapped[bool] = mapped_column(default=False)
+    card: Mapped[int | None]  # the card it filled (1, 2, ...) once that card was complete
+    created_at: Mapped[datetime]
+
+
+class CustomerBadge(Base):
+    """A badge a customer earned (app.badges): once each, never taken away."""
+
+    __tablename__ = "customer_badges"
+    __table_args__ = (UniqueConstraint("shop_id", "customer_external_id", "badge"),)
+
+    id: Mapped[int] = mapped_column(Id, primary_key=True)
+    shop_id: Mapped[int] = mapped_column(ForeignKey("shops.id", ondelete="CASCADE"))
+    customer_external_id: Mapped[str] = mapped_column(String(64))
+    badge: Mapped[str] = mapped_column(String(32))
+    earned_at: Mapped[datetime]
+    detail: Mapped[dict[str, Any] | None]
+
+
+class ReferralProgramRow(Base):
+    """A shop's referral program: what the friend gets (a first-order discount code), what the referrer gets once
+    the friend's first order is past its return window, and the limits."""
+
+    __tablename__ = "referral_programs"
+
+    id: Mapped[int] = mapped_column(Id, primary_key=True)
+    shop_id: Mapped[int] = mapped_column(ForeignKey("shops.id", ondelete="CASCADE"), unique=True)
+    enabled: Mapped[bool] = mapped_column(default=False)
+    friend_kind: Mapped[str] = mapped_column(String(16), default="percent")  # percent / amount / free_shipping
+    friend_value: Mapped[Decimal | None]
+    friend_valid_days: Mapped[int] = mapped_column(default=30)
+    referrer_points: Mapped[int | None]  # the referrer's reward in points ...
+    referrer_reward_id: Mapped[int | None] = mapped_column(ForeignKey("rewards.id", ondelete="SET NULL"))  # ... or a code
+    wait_days: Mapped[int] = mapped_column(default=30)  # the friend's order must pass this return window
+    cap_per_referrer: Mapped[int | None]  # rewards a referrer can get in cap_window_days (None: no cap)
+    cap_window_days: Mapped[int] = mapped_column(default=30)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class ReferralCode(Base):
+    """A customer's referral code: what their link carries and what their friends type."""
+
+    __tablename__ = "referral_codes"
+    __table_args__ = (UniqueConstraint("shop_id", "customer_external_id"), UniqueConstraint("shop_id", "code"))
+
+    id: Mapped[int] = mapped_column(Id, primary_key=True)
+    shop_id: Mapped[int] = mapped_column(ForeignKey("shops.id", ondelete="CASCADE"))
+    customer_external_id: Mapped[str] = mapped_column(String(64))
+    code: Mapped[str] = mapped_column(String(32))
+    created_at: Mapped[datetime]
+
+
+class Referral(Base):
+    """A friend brought by a referral code: their first-order discount code in the store, their first order, and
+    the referrer's reward, or why it was blocked (and who let it through anyway)."""
+
+    __tablename__ = "referrals"
+    __table_args__ = (
+        UniqueConstraint("shop_id", "friend_email"),
+        UniqueConstraint("shop_id", "friend_code"),
+        Index("ix_referrals_referrer", "shop_id", "referrer_external_id", "created_at"),
+        Index("ix_referrals_due", "status", "due_at"),
+    )
+
+    id: Mapped[int] = mapped_column(Id, primary_key=True)
+    shop_id: Mapped[int] = mapped_column(ForeignKey("shops.id", ondelete="CASCADE"))
+    referrer_external_id: Mapped[str] = mapped_column(String(64))
+    referral_code: Mapped[str] = mapped_column(String(32))
+    friend_email: Mapped[str] = mapped_column(String(320))  # normalised (trimmed, lower case)
+    friend_customer_external_id: Mapped[str | None] = mapped_column(String(64))
+    friend_code: Mapped[str] = mapped_column(String(64))  # the friend's first-order discount code
+    friend_code_status: Mapped[str] = mapped_column(String(16))  # issuing / issued / failed
+    friend_code_store_id: Mapped[str | None] = mapped_column(String(255))
+    attempts: Mapped[int] = mapped_column(default=0)
+    next_attempt_at: Mapped[datetime | None]
+    order_external_id: Mapped[str | None] = mapped_column(String(64))  # the friend's first order, by their code
+    status: Mapped[str] = mapped_column(String(16))  # invited / ordered / rewarded / blocked / void
+    blocked_reason: Mapped[str | None] = mapped_column(String(32))
+    detail: Mapped[str | None] = mapped_column(Text)
+    due_at: Mapped[datetime | None]  # ordered: when the return window has passed and the reward is due
+    reward_points: Mapped[int | None]
+    reward_code: Mapped[str | None] = mapped_column(String(64))
+    overridden_by: Mapped[str | None] = mapped_column(String(255))
+    override_note: Mapped[str | None] = mapped_column(Text)
+    rewarded_at: Mapped[datetime | None]
+    created_at: Mapped[datetime]
+    updated_at: Mapped[datetime]
+
+
+SHOP_TABLES = [Referral, ReferralCode, ReferralProgramRow, CustomerBadge, Stamp, TierChange, LoyaltyTier, Redemption,
+               Reward, LedgerEntry, LoyaltyAccount, LoyaltyRule,
                LoyaltyProgramRow, SurveyResponse, ContactPreference, Attribution, MessageClick, Message, Enrollment,
                JourneyVersion, JourneyRow, HistoryImport, DataExport, EventRow, InboxRow, Checkout, Refund,
                Fulfillment, OrderLine, Order, Product, Customer]
