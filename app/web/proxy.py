@@ -7,6 +7,7 @@ the widget's own request key, so the same click replayed is the same redemption.
 from __future__ import annotations
 
 import time
+from dataclasses import dataclass
 from typing import Any
 
 from flask import Blueprint, Response, current_app, jsonify, request
@@ -29,30 +30,51 @@ def _error(status: int, error: str, message: str) -> tuple[Response, int]:
     return jsonify(error=error, message=message), status
 
 
-class _Refused(Exception):
+class Refused(Exception):
+    """A storefront request refused: answered as JSON `{"error", "message"}` with its status by any blueprint
+    that registers `refused` as its handler."""
+
     def __init__(self, status: int, error: str, message: str) -> None:
         super().__init__(message)
         self.status, self.error = status, error
 
 
-@bp.errorhandler(_Refused)
-def _refused(exc: _Refused) -> tuple[Response, int]:
+@bp.errorhandler(Refused)
+def refused(exc: Refused) -> tuple[Response, int]:
     return _error(exc.status, exc.error, str(exc))
 
 
-def _shopper() -> tuple[int, str]:
-    """The shop and the logged-in customer of a verified proxy request (_Refused otherwise)."""
+@dataclass(frozen=True)
+class Shopper:
+    """Who a verified storefront request comes from: the shop (Encore's id, its platform and domain) and the
+    logged-in customer (None when nobody is logged in)."""
+
+    shop_id: int
+    platform: str
+    domain: str
+    customer_id: str | None
+
+
+def shopper(*, logged_in: bool = True) -> Shopper:
+    """The shop and the customer of a verified storefront request (Refused otherwise): Shopify's app proxy
+    signature. With `logged_in`, a request without a logged-in customer is refused (401 log_in)."""
     c = _container()
     try:
         verified = verify(list(request.args.items(multi=True)), c.settings.shopify_api_secrets, time.time())
     except ProxyRejected as exc:
-        raise _Refused(401, "unauthorized", f"this request is not from the store: {exc}") from None
+        raise Refused(401, "unauthorized", f"this request is not from the store: {exc}") from None
     found = ShopDirectory(c).find("shopify", verified.shop)
     if found is None or not found.installed:
-        raise _Refused(404, "unknown_shop", "Encore is not installed on this store")
-    if verified.customer_id is None:
-        raise _Refused(401, "log_in", "log in to your account to see your points")
-    return found.id, verified.customer_id
+        raise Refused(404, "unknown_shop", "Encore is not installed on this store")
+    if logged_in and verified.customer_id is None:
+        raise Refused(401, "log_in", "log in to your account to see your points")
+    return Shopper(found.id, "shopify", verified.shop, verified.customer_id)
+
+
+def _shopper() -> tuple[int, str]:
+    who = shopper()
+    assert who.customer_id is not None  # logged_in
+    return who.shop_id, who.customer_id
 
 
 @bp.get("/proxy/loyalty")
