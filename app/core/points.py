@@ -34,6 +34,8 @@ def react(uow: UnitOfWork, events: list[DomainEvent], now: datetime) -> list[Dom
     programs: dict[int, LoyaltyProgram | None] = {}
     touched: set[tuple[int, str]] = set()
     for event in events:
+        if isinstance(event, _ORDER_EVENTS):
+            uow.loyalty.follow(event, now)
         if not isinstance(event, _ORDER_EVENTS) or event.customer_id is None:
             continue  # guests have no account
         if event.shop_id not in programs:

@@ -187,6 +187,10 @@ class LoyaltyRepository(Protocol):
     def evaluate_tier(self, shop_id: int, customer_id: str, now: datetime) -> TierChanged | None:
         """Evaluate the customer's tier now (app.core.tiers.evaluate), store the standing, record a change."""
         ...
+    def follow(self, event: DomainEvent, now: datetime) -> None:
+        """What else follows an order event (guests' too) in its transaction: the customer's stamp card, their
+        badges, and the referral the order's discount code names."""
+        ...
 
 
 class UnitOfWork(Protocol):

@@ -10,8 +10,8 @@ from decimal import Decimal
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from app import loyalty, tiers
-from app.core.events import TierChanged
+from app import badges, loyalty, referrals, stamps, tiers
+from app.core.events import DomainEvent, TierChanged
 from app.core.loyalty import LineEarning, Posting, Reason
 from app.core.ports import LoyaltyProgram, OrderPoints
 from app.db.models import LedgerEntry, LoyaltyProgramRow, LoyaltyRule
@@ -63,3 +63,7 @@ class Loyalty:
     def post(self, shop_id: int, customer_id: str, postings: Sequence[Posting], now: datetime) -> None:
         if postings:
             loyalty.post(self.s, shop_id, customer_id, postings, now)
+
+    def follow(self, event: DomainEvent, now: datetime) -> None:
+        for follower in (stamps.follow, badges.follow, referrals.follow):
+            follower(self.s, event, now)

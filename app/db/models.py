@@ -726,6 +726,7 @@ class Referral(Base):
         UniqueConstraint("shop_id", "friend_code"),
         Index("ix_referrals_referrer", "shop_id", "referrer_external_id", "created_at"),
         Index("ix_referrals_due", "status", "due_at"),
+        Index("ix_referrals_order", "shop_id", "order_external_id"),
     )
 
     id: Mapped[int] = mapped_column(Id, primary_key=True)

@@ -116,6 +116,7 @@ def upgrade() -> None:
     )
     with op.batch_alter_table('referrals', schema=None) as batch_op:
         batch_op.create_index('ix_referrals_due', ['status', 'due_at'], unique=False)
+        batch_op.create_index('ix_referrals_order', ['shop_id', 'order_external_id'], unique=False)
         batch_op.create_index('ix_referrals_referrer', ['shop_id', 'referrer_external_id', 'created_at'], unique=False)
 
     op.create_table('rewards',
@@ -294,6 +295,7 @@ def downgrade() -> None:
     op.drop_table('rewards')
     with op.batch_alter_table('referrals', schema=None) as batch_op:
         batch_op.drop_index('ix_referrals_referrer')
+        batch_op.drop_index('ix_referrals_order')
         batch_op.drop_index('ix_referrals_due')
 
     op.drop_table('referrals')

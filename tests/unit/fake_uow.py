@@ -199,8 +199,14 @@ class _Loyalty:
     """No loyalty program: the core's unit tests of orders and journeys earn nothing (the ledger is tested on
     the real database, tests/integration/test_points.py)."""
 
+    def __init__(self) -> None:
+        self.followed: list[DomainEvent] = []  # order events handed on to stamps, badges and referrals
+
     def program(self, shop_id: int) -> None:
         return None
+
+    def follow(self, event: DomainEvent, now: datetime) -> None:
+        self.followed.append(event)
 
 
 class FakeUnitOfWork:
