@@ -24,7 +24,7 @@ from typing import TYPE_CHECKING, Any, cast
 from sqlalchemy import Table, case, func, or_, select, update
 from sqlalchemy.orm import Session, aliased
 
-from app import tiers
+from app import badges, tiers
 from app.core.loyalty import Account, Balance, Bonus, EarnRule, Entry, LoyaltyError, NotEnoughPoints, Posting, Reason
 from app.db.engine import insert_for, rowcount
 from app.db.models import Fulfillment, LedgerEntry, LoyaltyAccount, LoyaltyProgramRow, LoyaltyRule, Order
@@ -161,6 +161,8 @@ def award_action(s: Session, shop_id: int, customer_id: str, action: str, key: s
     off or gives nothing for it. In the caller's transaction."""
     if action not in ACTIONS:
         raise LoyaltyError(f"unknown action {action!r}")
+    if action in badges.FOR_ACTION:  # a badge for the deed, whatever it earns in points
+        badges.award(s, shop_id, customer_id, badges.FOR_ACTION[action], now, {"key": key})
     row = s.execute(select(LoyaltyProgramRow.enabled, LoyaltyProgramRow.actions)
                     .where(LoyaltyProgramRow.shop_id == shop_id)).first()
     amount = int((row.actions or {}).get(action) or 0) if row is not None and row.enabled else 0

@@ -28,7 +28,7 @@ from sqlalchemy.orm import Session
 
 from app import loyalty
 from app.bootstrap import Container
-from app.core.loyalty import Balance, Entry, LoyaltyError, Posting, Reason, reward_code
+from app.core.loyalty import CODE_PREFIX, Balance, Entry, LoyaltyError, Posting, Reason, reward_code
 from app.core.ports import DiscountRequest, StoreBusy, StorePlatform
 from app.db.models import Customer, Redemption, Reward, Shop
 
@@ -37,7 +37,6 @@ log = structlog.get_logger(__name__)
 KINDS = ("amount", "percent", "free_shipping")
 MAX_ATTEMPTS = 6
 LEASE = timedelta(seconds=60)
-CODE_PREFIX = "ENC-"
 
 
 class RewardUnavailable(LoyaltyError):

@@ -27,6 +27,7 @@ from decimal import ROUND_FLOOR, Decimal
 from enum import StrEnum
 
 CODE_ALPHABET = "23456789ABCDEFGHJKLMNPQRSTUVWXYZ"  # no 0/O, no 1/I: read aloud and typed without mistakes
+CODE_PREFIX = "ENC-"  # reward codes: a merchant tells Encore's codes from their own at a glance
 
 
 class Balance(StrEnum):

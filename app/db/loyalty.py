@@ -58,7 +58,10 @@ class Loyalty:
         return tiers.tier_multiplier(self.s, shop_id, customer_id)
 
     def evaluate_tier(self, shop_id: int, customer_id: str, now: datetime) -> TierChanged | None:
-        return tiers.evaluate_customer(self.s, shop_id, customer_id, now)
+        change = tiers.evaluate_customer(self.s, shop_id, customer_id, now)
+        if change is not None and change.new is not None:
+            badges.award(self.s, shop_id, customer_id, "vip", now, {"tier": change.new})
+        return change
 
     def post(self, shop_id: int, customer_id: str, postings: Sequence[Posting], now: datetime) -> None:
         if postings:
