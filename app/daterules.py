@@ -2,13 +2,15 @@
 
 Birthday (the customer's birthday, local midnight), FirstOrderAnniversary (each year after the first
 non-cancelled order), Replenishment (a reminder before a consumable product is predicted to run out) and WinBack
-(one typical reorder gap after the last order). The sweeper calls `run` often; each installed shop is scanned
+(one typical reorder gap after the last order), PointsExpiring (`REMIND_BEFORE` ahead of the moment an inactive
+account's available points expire, `loyalty_accounts.last_activity_at` + the program's `expire_after_days`;
+any activity moves that moment and makes a new occasion). The sweeper calls `run` often; each installed shop is scanned
 at most once an hour (`shops.date_rules_at`), and a scan looks back over each journey's `max_event_age`, so a
 missed hour (or day) loses nothing and a moment seen twice enrolls once (one enrollment per occasion).
 
 The reads are set-based: one query per rule and shop, whatever the number of customers; what SQLite and
 PostgreSQL would compute differently (month and day of a date, medians, zones) is done in Python by the pure
-functions of app.core.dates. "PointsExpiring" is a date rule too, but belongs to loyalty.
+functions of app.core.dates.
 """
 
 from __future__ import annotations
@@ -26,7 +28,7 @@ from app.core.enrollment import DateReached, enroll_on_date
 from app.core.journeys import enrollment_key
 from app.core.ports import LiveJourney
 from app.db.engine import rowcount
-from app.db.models import Customer, Enrollment, Order, OrderLine, Shop
+from app.db.models import Customer, Enrollment, LoyaltyAccount, LoyaltyProgramRow, Order, OrderLine, Shop
 from app.db.uow import SqlUnitOfWork
 
 if TYPE_CHECKING:
@@ -34,7 +36,8 @@ if TYPE_CHECKING:
 
 log = structlog.get_logger(__name__)
 
-RULES = ("Birthday", "FirstOrderAnniversary", "Replenishment", "WinBack")
+RULES = ("Birthday", "FirstOrderAnniversary", "Replenishment", "WinBack", "PointsExpiring")
+REMIND_BEFORE = timedelta(days=14)  # the points_expiry journey's lead (defaults/points_expiry/journey.toml)
 EVERY = timedelta(hours=1)  # a shop is scanned again once its last scan is this old
 
 Finder = Callable[[Session, int, str, datetime, datetime], list[dates.Due]]
@@ -122,8 +125,26 @@ def win_backs(s: Session, shop_id: int, shop_tz: str, start: datetime, end: date
     return [d for d in dates.win_backs_due(orders, start, end) if d.customer_id in reachable]
 
 
+def points_expiring(s: Session, shop_id: int, shop_tz: str, start: datetime, end: datetime) -> list[dates.Due]:
+    """Accounts with available points whose reminder moment (expiry - REMIND_BEFORE) falls in [start, end]."""
+    days = s.scalar(select(LoyaltyProgramRow.expire_after_days).where(LoyaltyProgramRow.shop_id == shop_id,
+                                                                       LoyaltyProgramRow.enabled.is_(True)))
+    if not days:
+        return []
+    life = timedelta(days=days)
+    a = LoyaltyAccount
+    rows = s.execute(select(a.customer_external_id, a.last_activity_at)
+                     .join(Customer, and_(Customer.shop_id == shop_id, Customer.external_id == a.customer_external_id))
+                     .where(a.shop_id == shop_id, a.available > 0, Customer.redacted_at.is_(None),
+                            a.last_activity_at >= start - life + REMIND_BEFORE,
+                            a.last_activity_at <= end - life + REMIND_BEFORE))
+    return [dates.Due(customer, None, last + life - REMIND_BEFORE, f"expires:{(last + life).isoformat()}")
+            for customer, last in rows if last is not None]
+
+
 FINDERS: dict[str, Finder] = {"Birthday": birthdays, "FirstOrderAnniversary": anniversaries,
-                              "Replenishment": replenishments, "WinBack": win_backs}
+                              "Replenishment": replenishments, "WinBack": win_backs,
+                              "PointsExpiring": points_expiring}
 
 
 def _enrolled(s: Session, shop_id: int, live: LiveJourney, since: datetime) -> set[str]:

@@ -382,7 +382,8 @@ class Dispatcher:
             code=code, links=link_set,
             recommendations=self._recommendations(s, shop, products) if "recommendations" in uses else (),
             tier=mc.tier_of(s, x.shop_id, customer_id, enrollment.trigger_at, enrollment.trigger_key)
-            if "tier" in uses else None)
+            if "tier" in uses else None,
+            points=mc.points_of(s, x.shop_id, customer_id, enrollment.trigger_key) if "points" in uses else None)
         missing = rendering.journey(step.template).missing(context) if step.template in _LIBRARY else []
         if missing and version.templates.get(step.key) is None:
             return Result("skipped", reason=f"nothing to show for {', '.join(missing)}")

@@ -10,7 +10,7 @@ import heapq
 from collections import defaultdict
 from collections.abc import Iterable
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta
 from decimal import Decimal
 from functools import lru_cache
 from typing import Any, Protocol, cast
@@ -389,6 +389,24 @@ def shop_of(shop: t.Shop, support_email: str) -> r.Shop:
     return r.Shop(name=shop.name or shop.domain, currency=shop.currency or "USD", support_email=support_email,
                   url=store_url(shop))
 
+
+
+def points_of(s: Session, shop_id: int, customer_id: str | None, trigger_key: str) -> r.Points | None:
+    """The points an expiry reminder is about (its trigger key ends `expires:<moment>`), read again at send time:
+    None when they no longer expire then (the customer was active since, or spent them)."""
+    if customer_id is None or ":expires:" not in trigger_key:
+        return None
+    expires_at = datetime.fromisoformat(trigger_key.rsplit(":expires:", 1)[1])
+    row = s.execute(select(t.LoyaltyAccount.available, t.LoyaltyAccount.last_activity_at,
+                           t.LoyaltyProgramRow.expire_after_days)
+                    .join(t.LoyaltyProgramRow, t.LoyaltyProgramRow.shop_id == t.LoyaltyAccount.shop_id)
+                    .where(t.LoyaltyAccount.shop_id == shop_id, t.LoyaltyAccount.customer_external_id == customer_id,
+                           t.LoyaltyProgramRow.enabled.is_(True))).first()
+    if row is None or not row.expire_after_days or row.last_activity_at is None or row.available <= 0:
+        return None
+    if row.last_activity_at + timedelta(days=row.expire_after_days) != expires_at:
+        return None
+    return r.Points(balance=int(row.available), expiring=int(row.available), expires_at=expires_at)
 
 
 def tier_of(s: Session, shop_id: int, customer_id: str | None, at: datetime, trigger_key: str) -> r.Tier | None:

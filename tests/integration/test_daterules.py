@@ -18,7 +18,7 @@ from app.journeys import install_defaults
 
 NY, SEOUL = "America/New_York", "Asia/Seoul"
 T = datetime(2026, 6, 10, 16, 0, tzinfo=UTC)  # noon in New York, 01:00 on the 11th in Seoul
-ZERO = {"Birthday": 0, "FirstOrderAnniversary": 0, "Replenishment": 0, "WinBack": 0}
+ZERO = {"Birthday": 0, "FirstOrderAnniversary": 0, "Replenishment": 0, "WinBack": 0, "PointsExpiring": 0}
 
 
 def utc(text: str) -> datetime:
@@ -128,7 +128,7 @@ FIRST_SCAN = {
 
 def test_a_scan_enrolls_exactly_what_came_due_and_schedules_its_messages(container: Container, shop: int) -> None:
     assert daterules.scan(container, shop, T) == {"Birthday": 1, "FirstOrderAnniversary": 1, "Replenishment": 1,
-                                                   "WinBack": 2}
+                                                   "WinBack": 2, "PointsExpiring": 0}
     assert enrollments(container, shop) == FIRST_SCAN
     assert messages(container, shop) == {
         # 09:00 on the birthday in Seoul
@@ -195,14 +195,14 @@ def test_a_switched_off_journey_enrolls_nobody(container: Container, shop: int) 
         s.execute(update(t.JourneyRow).where(t.JourneyRow.shop_id == shop, t.JourneyRow.key == "win_back")
                   .values(enabled=False))
     assert daterules.scan(container, shop, T) == {"Birthday": 1, "FirstOrderAnniversary": 1, "Replenishment": 1,
-                                                   "WinBack": 0}
+                                                   "WinBack": 0, "PointsExpiring": 0}
 
 
 def test_run_scans_each_due_installed_shop_once_an_hour(container: Container, shop: int) -> None:
     gone = seed(container, domain="uninstalled.myshopify.com", installed=False)
     assert daterules.due_shops(container, T) == [shop]
     assert daterules.run(container, T) == {"Birthday": 1, "FirstOrderAnniversary": 1, "Replenishment": 1,
-                                           "WinBack": 2}
+                                           "WinBack": 2, "PointsExpiring": 0}
     with container.sessions() as s:
         assert s.scalar(select(t.Shop.date_rules_at).where(t.Shop.id == shop)) == T
     assert daterules.due_shops(container, T + timedelta(minutes=59)) == []
