@@ -27,7 +27,7 @@ from sqlalchemy.orm import Session, aliased
 from app import badges, tiers
 from app.core.loyalty import Account, Balance, Bonus, EarnRule, Entry, LoyaltyError, NotEnoughPoints, Posting, Reason
 from app.db.engine import insert_for, rowcount
-from app.db.models import Fulfillment, LedgerEntry, LoyaltyAccount, LoyaltyProgramRow, LoyaltyRule, Order
+from app.db.models import Fulfillment, LedgerEntry, LoyaltyAccount, LoyaltyProgramRow, LoyaltyRule, Order, Shop
 
 if TYPE_CHECKING:  # the bootstrap imports the unit of work, which imports this
     from app.bootstrap import Container
@@ -246,6 +246,7 @@ def sweep_due(c: Container, now: datetime) -> int:
     changed = 0
     for shop_id in shops:
         with c.sessions() as s, s.begin():
+            before = s.scalar(select(p.swept_at).where(p.shop_id == shop_id))
             if not rowcount(s.execute(update(p).where(p.shop_id == shop_id, due).values(swept_at=now))):
                 continue  # another runner has it
             days = s.scalar(select(p.confirm_after_days).where(p.shop_id == shop_id))
@@ -253,8 +254,22 @@ def sweep_due(c: Container, now: datetime) -> int:
             changed += confirm_returns_windows(c, shop_id, timedelta(days=days), now)
         with c.sessions() as s, s.begin():
             changed += expire(s, shop_id, now)
+            changed += birthday_points(s, shop_id, max(before or now - BIRTHDAYS_BACK, now - BIRTHDAYS_BACK), now)
         changed += reevaluate_tiers(c, shop_id, now)
     return changed
+
+
+BIRTHDAYS_BACK = timedelta(days=2)  # a sweep looks this far back at most (a first sweep, a long outage)
+
+
+def birthday_points(s: Session, shop_id: int, start: datetime, end: datetime) -> int:
+    """The program's birthday points for every customer whose birthday began (local midnight) in [start, end],
+    once a year each (the key is the year). Returns how many were given."""
+    from app import daterules  # imports the unit of work, which imports this module
+
+    tz = s.scalar(select(Shop.timezone).where(Shop.id == shop_id)) or "UTC"
+    return sum(1 for d in daterules.birthdays(s, shop_id, tz, start, end)
+               if award_action(s, shop_id, d.customer_id, "birthday", d.occasion, end))
 
 
 def reevaluate_tiers(c: Container, shop_id: int, now: datetime) -> int:
