@@ -157,3 +157,86 @@ def test_expiry_runs_at_most_hourly_per_shop(container: Container) -> None:
     assert loyalty.sweep_due(container, NOW + timedelta(hours=1)) == 1
     with container.sessions() as s:
         assert loyalty.balance(s, shop, "b") == Account(0, 0) and loyalty.mismatches(s) == []
+
+
+def _books(c: Container, shop: int) -> dict[str, tuple[int, int, list[tuple[str, int, str]]]]:
+    """customer -> (available, pending, entries as (key, amount, balance) in key order)."""
+    with c.sessions() as s:
+        out = {}
+        for a in s.scalars(select(t.LoyaltyAccount).where(t.LoyaltyAccount.shop_id == shop)):
+            got = s.execute(select(t.LedgerEntry.key, t.LedgerEntry.amount, t.LedgerEntry.balance)
+                            .where(t.LedgerEntry.account_id == a.id).order_by(t.LedgerEntry.key)).all()
+            out[a.customer_external_id] = (a.available, a.pending, [(k, int(n), b) for k, n, b in got])
+        return out
+
+
+def test_post_many_writes_what_post_would_customer_by_customer(container: Container) -> None:
+    import random
+
+    rng = random.Random(7)
+    one, many = add_shop(container, "one.myshopify.com"), add_shop(container, "many.myshopify.com")
+    batch: list[tuple[str, list[Posting]]] = []
+    for _ in range(300):
+        cid = f"c{rng.randrange(40)}"
+        key = f"{rng.randrange(250)}:1"  # some keys twice: the same request again
+        batch.append((cid, [earned(rng.randint(1, 50), key)]))
+    with container.sessions() as s, s.begin():
+        for cid, postings in batch:
+            loyalty.post(s, one, cid, postings, NOW)
+    with container.sessions() as s, s.begin():
+        results = loyalty.post_many(s, many, batch, NOW)
+    assert _books(container, one) == _books(container, many)
+    assert sum(r.new for r in results.values()) == entries(container) // 2
+    with container.sessions() as s, s.begin():  # the whole batch again writes nothing
+        again = loyalty.post_many(s, many, batch, NOW)
+    assert sum(r.new for r in again.values()) == 0
+    with container.sessions() as s:
+        assert loyalty.mismatches(s) == []
+
+
+def test_post_many_refused_anywhere_writes_nothing(container: Container) -> None:
+    shop = add_shop(container)
+    with container.sessions() as s, s.begin():
+        loyalty.post(s, shop, "rich", [Posting(Entry(100, Balance.AVAILABLE, Reason.ACTION, "gift"))], NOW)
+    before = entries(container)
+    spend = [("rich", [Posting(Entry(-50, Balance.AVAILABLE, Reason.REDEEMED, "r1"))]),
+             ("new", [earned(10, "9:1")]),
+             ("poor", [Posting(Entry(-1, Balance.AVAILABLE, Reason.REDEEMED, "r2"))])]
+    with pytest.raises(NotEnoughPoints), container.sessions() as s, s.begin():
+        loyalty.post_many(s, shop, spend, NOW)
+    assert entries(container) == before
+    with container.sessions() as s:
+        assert loyalty.balance(s, shop, "rich") == Account(100, 0)
+        assert loyalty.balance(s, shop, "new") == Account()
+
+
+@pytest.mark.skipif(not USE_PG, reason="concurrent writers need PostgreSQL")
+def test_post_many_from_many_threads_with_overlapping_customers_neither_deadlocks_nor_loses(
+        container: Container) -> None:
+    shop = add_shop(container)
+    errors: list[BaseException] = []
+
+    def work(n: int) -> None:
+        import random
+
+        rng = random.Random(n)
+        try:
+            for i in range(10):
+                customers = rng.sample(range(30), 12)  # new accounts too, opened by several threads at once
+                batch = [(f"c{x}", [earned(1, f"{n}-{i}-{x}:1")]) for x in customers]
+                with container.sessions() as s, s.begin():
+                    loyalty.post_many(s, shop, batch, NOW)
+        except BaseException as exc:  # noqa: BLE001  (reported below)
+            errors.append(exc)
+
+    threads = [threading.Thread(target=work, args=(n,)) for n in range(6)]
+    for th in threads:
+        th.start()
+    for th in threads:
+        th.join()
+    assert errors == []
+    with container.sessions() as s:
+        assert entries(container) == 6 * 10 * 12
+        total = s.scalar(select(func.sum(t.LoyaltyAccount.pending)).where(t.LoyaltyAccount.shop_id == shop))
+        assert total == 6 * 10 * 12
+        assert loyalty.mismatches(s) == []
