@@ -1,6 +1,11 @@
 """What the storefront widget shows a shopper, and what it lets them do: balance and pending points, their VIP
 tier and the way to the next, the rewards they can buy, their codes, and their history. The platforms' routes
-(`app/web/proxy.py` for Shopify's app proxy) authenticate the shopper and call in here."""
+(`app/web/proxy.py` for Shopify's app proxy) authenticate the shopper and call in here.
+
+The widget's script carries no words of its own: every string it shows comes with the JSON as `labels`, from
+the Babel domain "widget" in the shopper's language, so a translator edits .po files and never the script.
+Labels keep Python-format placeholders (`%(points)s`), which the script fills with numbers, money and dates
+it formats itself in the shopper's locale."""
 
 from __future__ import annotations
 
@@ -14,8 +19,91 @@ from app import loyalty, tiers
 from app.bootstrap import Container
 from app.core.tiers import Basis
 from app.db.models import LedgerEntry, LoyaltyAccount, LoyaltyProgramRow, Redemption, Reward, Shop
+from app.i18n import best_locale, translations
 
 HISTORY = 20
+DOMAIN = "widget"
+
+# Every string the widget shows, by the key the script reads, with its English msgid. The reason_*, status_*,
+# value_* and refused_* keys are looked up by the ledger reason, code status, reward kind and refusal the data
+# names.
+LABELS: dict[str, str] = {
+    "launcher": "Rewards",
+    "title": "Your rewards",
+    "close": "Close",
+    "loading": "Loading…",
+    "load_failed": "Your points could not be loaded. Please try again.",
+    "retry": "Try again",
+    "log_in": "Log in to see your points",
+    "log_in_hint": "Members earn points on every order and spend them on rewards.",
+    "available": "Available points",
+    "pending": "Pending points",
+    "pending_hint": "Pending points become available once your order is complete.",
+    "points": "%(points)s points",
+    "tier": "VIP tier",
+    "no_tier": "Not in a tier yet",
+    "perks": "Your perks",
+    "next_points": "%(remaining)s more points to reach %(tier)s",
+    "next_spend": "Spend %(remaining)s more to reach %(tier)s",
+    "top_tier": "You are in the top tier",
+    "rewards": "Spend your points",
+    "no_rewards": "No rewards are available yet.",
+    "redeem": "Redeem",
+    "redeeming": "Redeeming…",
+    "need_more": "%(points)s more points needed",
+    "value_amount": "%(amount)s off",
+    "value_percent": "%(percent)s%% off",
+    "value_free_shipping": "Free shipping",
+    "your_code": "Your code",
+    "code_ready": "Use this code at checkout.",
+    "code_issuing": "Your code is being prepared and will work in a few minutes.",
+    "copy": "Copy",
+    "copied": "Copied",
+    "copy_failed": "Could not copy: select the code and copy it.",
+    "codes": "Your codes",
+    "no_codes": "You have no codes yet.",
+    "status_issued": "Ready to use",
+    "status_issuing": "Being prepared",
+    "status_restored": "Not issued, points returned",
+    "expires": "Expires %(date)s",
+    "history": "History",
+    "no_history": "No points activity yet.",
+    "reason_earned": "Earned on an order",
+    "reason_action": "Earned for an action",
+    "reason_bonus": "Bonus points",
+    "reason_redeemed": "Spent on a reward",
+    "reason_restored": "Points returned",
+    "reason_reversed": "Order refunded or cancelled",
+    "reason_expired": "Points expired",
+    "reason_adjusted": "Adjusted by the store",
+    "referral": "Refer a friend",
+    "referral_friend": "Your friend gets %(offer)s",
+    "referral_you": "You get %(offer)s",
+    "referral_link": "Your referral link",
+    "referral_stats": "%(invited)s invited, %(rewarded)s rewarded",
+    "share": "Share",
+    "badges": "Badges",
+    "badge_earned": "Earned %(date)s",
+    "badge_locked": "Not earned yet",
+    "streak": "Streak",
+    "streak_months": "%(months)s months in a row",
+    "streak_best": "Best: %(best)s months",
+    "stamp": "Stamp card",
+    "stamp_progress": "%(stamps)s of %(every)s stamps",
+    "stamp_reward": "A full card gets you: %(reward)s",
+    "stamp_filled": "Cards filled: %(count)s",
+    "refused_not_enough_points": "You do not have enough points for this reward.",
+    "refused_no_such_reward": "This reward is no longer available.",
+    "refused_already_redeemed": "This redemption did not go through and its points were returned.",
+    "refused_refused": "This reward could not be redeemed.",
+    "error": "Something went wrong. Please try again.",
+}
+
+
+def labels(locale: str | None) -> dict[str, str]:
+    """Every widget string in the shopper's language (English for a language Encore has no catalog for)."""
+    gettext = translations(best_locale(locale), DOMAIN).gettext
+    return {key: gettext(msgid) for key, msgid in LABELS.items()}
 
 
 def _number(value: Decimal) -> str:

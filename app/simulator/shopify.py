@@ -5,6 +5,10 @@ tokens), serves the Admin GraphQL calls Encore makes (shop profile, discount cod
 products' collections), frames Encore in a stand-in admin with a stand-in App Bridge that mints real session
 tokens, and places orders by sending webhooks signed exactly as Shopify signs them. Faults can be injected:
 THROTTLED answers, 429s and 5xx.
+
+It also plays a storefront: a page that loads Encore's widget the way a theme app extension does, and the app
+proxy (`/apps/encore/...`) that forwards the widget's calls to Encore's `/proxy/...` signed as Shopify signs
+them (its own implementation of the signature, so it checks Encore's rather than agreeing with it by import).
 """
 
 from __future__ import annotations
@@ -13,6 +17,7 @@ import base64
 import copy
 import hashlib
 import hmac
+import html
 import itertools
 import json
 import math
@@ -58,6 +63,32 @@ def sign(body: bytes, secret: str) -> str:
 
 def query_hmac(params: dict[str, str], secret: str) -> str:
     message = "&".join(f"{k}={v}" for k, v in sorted(params.items()) if k != "hmac")
+    return hmac.new(secret.encode(), message.encode(), hashlib.sha256).hexdigest()
+
+
+STOREFRONT_HTML = """<!doctype html><html lang="{lang}"><head><meta charset="utf-8">
+<meta name="viewport" content="width=device-width, initial-scale=1"><title>{name} (simulated storefront)</title>
+<link rel="stylesheet" href="{app}/static/widget/encore-widget.css">
+<style>body{{margin:0;font-family:sans-serif}}header{{background:#f4f4f5;padding:16px}}main{{padding:16px}}</style>
+</head><body><header><strong>{name}</strong> · {who}</header><main><h1>Cold brew concentrate</h1>
+<p>A simulated product page.</p></main>
+<script src="{app}/static/widget/encore-widget.js" data-endpoint="{endpoint}" data-locale="{lang}" defer></script>
+</body></html>"""
+PROXY_PREFIX = "/apps/encore"
+PROXY_PARAMS = ("shop", "logged_in_customer_id", "path_prefix", "timestamp", "signature")
+STOREFRONT_COOKIE = "_simulated_customer_session"
+# Hop-by-hop and what the proxy sets itself; Cookie never crosses Shopify's app proxy.
+_NOT_FORWARDED = {"cookie", "host", "content-length", "connection", "accept-encoding", "transfer-encoding"}
+
+
+def proxy_signature(params: list[tuple[str, str]], secret: str) -> str:
+    """Shopify's app proxy signature: hex HMAC-SHA256 of every parameter but `signature` as "key=value" (the
+    values of a repeated key joined with ","), sorted, joined with nothing."""
+    values: dict[str, list[str]] = {}
+    for key, value in params:
+        if key != "signature":
+            values.setdefault(key, []).append(value)
+    message = "".join(sorted(f"{key}={','.join(vals)}" for key, vals in values.items()))
     return hmac.new(secret.encode(), message.encode(), hashlib.sha256).hexdigest()
 
 
@@ -108,6 +139,8 @@ class ShopifySimulator(SimulatedServer):
         self.bulk_range_requests: list[str] = []  # the Range headers of result downloads
         self.fail_bulk_download = 0  # answer this many result downloads with a 503
         self.token_calls: list[str] = []
+        self.storefront_sessions: dict[str, tuple[str, str]] = {}  # session cookie -> (shop, customer id)
+        self.proxied: list[dict[str, Any]] = []  # what the app proxy sent on: method, path, params, headers
         self._ids = itertools.count(int(time.time()) * 10)
         self._lock = threading.RLock()
         super().__init__()
@@ -138,6 +171,11 @@ class ShopifySimulator(SimulatedServer):
 
     def admin_url(self, shop: str) -> str:
         return f"{self.origin}/admin/{shop}"
+
+    def storefront_url(self, shop: str, *, customer: str | int | None = None, locale: str | None = None) -> str:
+        """The store's page with Encore's widget, as `customer` (logged in) or nobody, in `locale`."""
+        query = urlencode({k: str(v) for k, v in (("customer", customer), ("locale", locale)) if v is not None})
+        return f"{self.origin}/storefront/{shop}/" + (f"?{query}" if query else "")
 
     def embedded_app_url(self, shop: str) -> str:
         host = base64.urlsafe_b64encode(f"admin.shopify.com/store/{shop.split('.')[0]}".encode()).decode().rstrip("=")
@@ -375,6 +413,8 @@ class ShopifySimulator(SimulatedServer):
         @app.get("/app-bridge.js")
         def app_bridge() -> Response:
             return Response(APP_BRIDGE_JS % json.dumps(sim.origin), mimetype="application/javascript")
+
+        _storefront(app, sim)
 
         @app.get("/session-token")
         def session_token() -> Response:
@@ -628,3 +668,45 @@ def _gql_order(o: dict[str, Any]) -> tuple[dict[str, Any], list[dict[str, Any]]]
 def _cost(requested: int) -> dict[str, Any]:
     return {"cost": {"requestedQueryCost": requested, "actualQueryCost": requested,
                      "throttleStatus": {"maximumAvailable": 2000.0, "currentlyAvailable": 1990.0, "restoreRate": 100.0}}}
+
+
+def _storefront(app: Flask, sim: ShopifySimulator) -> None:
+    """The storefront: a page with Encore's widget, and the app proxy its calls go through."""
+
+    @app.get("/storefront/<shop>/")
+    def storefront(shop: str) -> tuple[str, int] | Response:
+        store = sim.stores.get(shop)
+        if store is None:
+            return "no such store", 404
+        customer = request.args.get("customer", "")
+        lang = request.args.get("locale") or store.locale
+        page = STOREFRONT_HTML.format(
+            lang=html.escape(lang), name=html.escape(store.name), app=html.escape(sim.app_url),
+            endpoint=html.escape(f"/storefront/{shop}{PROXY_PREFIX}"),
+            who=html.escape(f"customer {customer}" if customer else "not logged in"))
+        response = Response(page, mimetype="text/html")
+        if customer:  # Shopify knows the customer from its own session cookie, never from the app
+            session = secrets.token_urlsafe(16)
+            sim.storefront_sessions[session] = (shop, customer)
+            response.set_cookie(STOREFRONT_COOKIE, session, path=f"/storefront/{shop}/", httponly=True, samesite="Lax")
+        else:
+            response.delete_cookie(STOREFRONT_COOKIE, path=f"/storefront/{shop}/")
+        return response
+
+    @app.route(f"/storefront/<shop>{PROXY_PREFIX}/<path:rest>", methods=["GET", "POST"])
+    def app_proxy(shop: str, rest: str) -> tuple[str, int] | Response:
+        if shop not in sim.stores:
+            return "no such store", 404
+        held = sim.storefront_sessions.get(request.cookies.get(STOREFRONT_COOKIE, ""))
+        customer = held[1] if held is not None and held[0] == shop else ""
+        # The shopper's own query, less anything posing as what Shopify adds, then Shopify's parameters.
+        params = [(k, v) for k, v in request.args.items(multi=True) if k not in PROXY_PARAMS]
+        params += [("shop", shop), ("logged_in_customer_id", customer), ("path_prefix", PROXY_PREFIX),
+                   ("timestamp", str(int(time.time())))]
+        params.append(("signature", proxy_signature(params, sim.api_secret)))
+        headers = {k: v for k, v in request.headers.items() if k.lower() not in _NOT_FORWARDED}
+        sim.proxied.append({"method": request.method, "path": rest, "params": params, "headers": headers})
+        upstream = requests.request(request.method, f"{sim.app_url}/proxy/{rest}", params=params, headers=headers,
+                                    data=request.get_data(), timeout=30, allow_redirects=False)
+        return Response(upstream.content, status=upstream.status_code,
+                        content_type=upstream.headers.get("Content-Type", "text/plain"))

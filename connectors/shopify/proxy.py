@@ -33,11 +33,14 @@ class ProxyRequest:
 
 
 def signing_message(params: Iterable[tuple[str, str]]) -> str:
+    """What Shopify signs: each parameter as `key=value` (a repeated key's values joined by commas), these strings
+    sorted, then concatenated. The finished strings are sorted, as Shopify's example does, not the keys: the two
+    differ when one key is another plus a character below "=" (`a` and `a-b`)."""
     grouped: dict[str, list[str]] = {}
     for key, value in params:
         if key != "signature":
             grouped.setdefault(key, []).append(value)
-    return "".join(f"{key}={','.join(values)}" for key, values in sorted(grouped.items()))
+    return "".join(sorted(f"{key}={','.join(values)}" for key, values in grouped.items()))
 
 
 def sign(params: Iterable[tuple[str, str]], secret: str) -> str:

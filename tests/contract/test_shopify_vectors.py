@@ -805,6 +805,14 @@ def test_app_proxy_signatures_verify_shopifys_published_examples() -> None:
     assert proxy.verify(_query(PROXY_ANONYMOUS), ("old-secret", PROXY_SECRET), 1317327600).customer_id is None
 
 
+def test_app_proxy_signing_sorts_the_key_value_strings_as_shopifys_example_does() -> None:
+    """Shopify's example sorts the finished "key=value" strings; sorting the keys instead would put `a-b=` after
+    `a=` ("-" sorts before "=", so `a-b=2` comes first)."""
+    from connectors.shopify import proxy
+
+    assert proxy.signing_message([("a", "1"), ("a-b", "2")]) == "a-b=2a=1"
+
+
 @pytest.mark.parametrize(("change", "why"), [
     (lambda q: q.replace("timestamp=1317327555", "timestamp=1317327556"), "bad signature"),
     (lambda q: q.replace("logged_in_customer_id=1", "logged_in_customer_id=2"), "bad signature"),

@@ -17,7 +17,7 @@ import pytest
 from flask.testing import FlaskClient
 from sqlalchemy import func, select
 
-from app import loyalty, rewards, tiers
+from app import loyalty, rewards, storefront, tiers
 from app.bootstrap import Container
 from app.core.loyalty import Account, Balance, Entry, Posting, Reason
 from app.core.tiers import Tier
@@ -127,3 +127,37 @@ def test_requests_not_from_the_store_or_for_nobody_are_refused(
                                                                         "request_key": "click-0004"})):
         assert (got.status_code, got.get_json()["error"]) == (status, error)
     assert entries(container) == before and store.discounts == {}
+
+
+@pytest.mark.parametrize(("locale", "language", "title", "redeem"), [
+    ("ko-KR", "ko", "나의 리워드", "교환하기"),
+    ("ja", "ja", "あなたの特典", "交換する"),
+    ("en-US", "en", "Your rewards", "Redeem"),
+    (None, "en", "Your rewards", "Redeem"),
+    ("fr", "en", "Your rewards", "Redeem"),  # a language without a catalog falls back to English
+])
+def test_the_widgets_labels_come_in_the_shoppers_language(
+        client: FlaskClient, shop: dict[str, int], locale: str | None, language: str, title: str, redeem: str) -> None:
+    query = signed(**({"locale": locale} if locale else {}))
+    body: dict[str, Any] = client.get(f"/proxy/loyalty?{query}").get_json()
+    assert body["locale"] == language and body["points"]["available"] == 400
+    assert (body["labels"]["title"], body["labels"]["redeem"]) == (title, redeem)
+    assert set(body["labels"]) == set(storefront.LABELS)
+
+
+def test_nobody_logged_in_is_asked_to_log_in_in_their_language(client: FlaskClient, shop: dict[str, int]) -> None:
+    got = client.get(f"/proxy/loyalty?{signed(customer=None, locale='ja')}")
+    body: dict[str, Any] = got.get_json()
+    assert (got.status_code, body["error"], body["locale"]) == (401, "log_in", "ja")
+    assert body["message"] == body["labels"]["log_in"] == "ログインしてポイントを確認"
+    assert "points" not in body and "rewards" not in body  # nothing of anybody's account
+
+
+def test_a_refusal_says_why_in_the_shoppers_language(
+        client: FlaskClient, container: Container, shop: dict[str, int], store: FakeStorePlatform) -> None:
+    got = client.post(f"/proxy/loyalty/redeem?{signed(locale='ko')}",
+                      json={"reward_id": shop["ten"], "request_key": "click-0005"})
+    assert (got.status_code, got.get_json()) == (422, {"error": "not_enough_points",
+                                                       "message": "이 리워드를 교환하기에 포인트가 부족합니다."})
+    with container.sessions() as s:
+        assert loyalty.balance(s, shop["id"], "7001") == Account(400, 0)
