@@ -134,6 +134,23 @@ switch ( $command ) {
 	case 'delete-keys':
 		$wpdb->query( "DELETE FROM {$keys}" );
 		break;
+	case 'create-user':
+		// A shopper: WooCommerce's customers are WordPress users, and their customer id is the user id.
+		[ $login, $password ] = $args;
+		$user = wp_insert_user(
+			array(
+				'user_login' => $login,
+				'user_pass'  => $password,
+				'user_email' => "{$login}@encore.test",
+				'role'       => 'subscriber',
+			)
+		);
+		if ( is_wp_error( $user ) ) {
+			fwrite( STDERR, $user->get_error_message() );
+			exit( 5 );
+		}
+		echo json_encode( $user );
+		break;
 	default:
 		fwrite( STDERR, "unknown command {$command}" );
 		exit( 2 );

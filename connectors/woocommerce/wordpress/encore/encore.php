@@ -1,7 +1,7 @@
 <?php
 /**
  * Plugin Name:       Encore
- * Description:       Encore's settings for this store inside WordPress admin, signed in with a short-lived, single-use token.
+ * Description:       Encore's settings for this store inside WordPress admin, and Encore's loyalty widget on the storefront.
  * Version:           0.1.0
  * Requires at least: 5.8
  * Requires PHP:      7.4
@@ -214,3 +214,5 @@ function encore_render_page() {
 	}
 	echo '</div>';
 }
+
+require_once __DIR__ . '/proxy.php';

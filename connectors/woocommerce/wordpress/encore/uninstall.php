@@ -1,6 +1,6 @@
 <?php
 /**
- * Removing the plugin removes its one option. WooCommerce's REST key for Encore stays: revoke it under
+ * Removing the plugin removes its one option (the storefront route and widget keep nothing of their own). WooCommerce's REST key for Encore stays: revoke it under
  * WooCommerce > Settings > Advanced > REST API.
  *
  * @package Encore
