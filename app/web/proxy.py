@@ -109,7 +109,7 @@ def state() -> Any:
     if who.customer_id is None:
         return jsonify(error="log_in", message=words["log_in"], locale=locale, labels=words), 401
     c = _container()
-    body = storefront.widget(c, who.shop_id, who.customer_id, c.clock.now())
+    body = storefront.widget(c, who.shop_id, who.customer_id, c.clock.now(), locale)
     return jsonify({**body, "locale": locale, "labels": words})
 
 

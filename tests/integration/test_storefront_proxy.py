@@ -161,3 +161,28 @@ def test_a_refusal_says_why_in_the_shoppers_language(
                                                        "message": "이 리워드를 교환하기에 포인트가 부족합니다."})
     with container.sessions() as s:
         assert loyalty.balance(s, shop["id"], "7001") == Account(400, 0)
+
+
+def test_the_widget_shows_badges_streak_and_stamp_card_in_the_shoppers_language(
+        client: FlaskClient, container: Container, shop: dict[str, int]) -> None:
+    from app import badges
+
+    now = datetime.now(UTC)
+    with container.sessions() as s, s.begin():
+        program = s.scalar(select(t.LoyaltyProgramRow).where(t.LoyaltyProgramRow.shop_id == shop["id"]))
+        assert program is not None
+        program.stamp_every, program.stamp_reward_id = 5, shop["five"]
+        badges.award(s, shop["id"], "7001", "first_review", now)
+    body: dict[str, Any] = client.get(f"/proxy/loyalty?{signed(locale='ja')}").get_json()
+    assert body["stamp"] == {"every": 5, "stamps": 0, "reward": "$5 off", "cards_filled": 0}
+    assert body["streak"] == {"months": 0, "best": 0}
+    reviewer = next(b for b in body["badges"] if b["key"] == "first_review")
+    assert reviewer["name"] == "レビュアー" and reviewer["earned_at"] is not None
+    assert all(b["earned_at"] is None for b in body["badges"] if b["key"] != "first_review")
+
+    with container.sessions() as s, s.begin():
+        program = s.scalar(select(t.LoyaltyProgramRow).where(t.LoyaltyProgramRow.shop_id == shop["id"]))
+        assert program is not None
+        program.badges_enabled, program.stamp_every = False, None
+    body = client.get(f"/proxy/loyalty?{signed()}").get_json()
+    assert body["badges"] is None and body["streak"] is None and body["stamp"] is None
