@@ -34,7 +34,7 @@ from app.db.models import Customer, Redemption, Reward, Shop
 
 log = structlog.get_logger(__name__)
 
-KINDS = ("amount", "percent", "free_shipping")
+KINDS = ("amount", "percent", "free_shipping", "free_product")
 MAX_ATTEMPTS = 6
 LEASE = timedelta(seconds=60)
 
@@ -64,14 +64,19 @@ def _issued(r: Redemption) -> Issued:
 
 
 def add_reward(s: Session, shop_id: int, title: str, kind: str, value: Decimal | None, cost: int, now: datetime,
-               *, valid_days: int = 90, enabled: bool = True) -> int:
+               *, valid_days: int = 90, enabled: bool = True, product_id: str | None = None) -> int:
+    """A catalog item. A free product names the product and its unit price (`value`): its code takes that price
+    off one unit of that product, which is what "free" means at a checkout that sells it at that price."""
     if kind not in KINDS:
         raise LoyaltyError(f"a reward is one of {', '.join(KINDS)}")
     if cost <= 0:
         raise LoyaltyError("a reward costs at least one point")
     if kind != "free_shipping" and (value is None or value <= 0 or (kind == "percent" and value > 100)):
         raise LoyaltyError("an amount or percent reward needs a value above zero (a percent at most 100)")
+    if (kind == "free_product") != bool(product_id and product_id.strip()):
+        raise LoyaltyError("a free product reward names its product (and only it does)")
     reward = Reward(shop_id=shop_id, title=title, kind=kind, value=None if kind == "free_shipping" else value,
+                    product_external_id=product_id.strip() if product_id else None,
                     cost=cost, enabled=enabled, valid_days=valid_days, created_at=now, updated_at=now)
     s.add(reward)
     s.flush()
@@ -148,9 +153,9 @@ def _write(c: Container, redemption_id: int, now: datetime, platform_for: Callab
             code=r.code, title=f"Encore reward: {reward.title}", usage_limit=1, ends_at=r.expires_at,
             customer_id=r.customer_external_id, email=email,
             percent_off=reward.value if reward.kind == "percent" else None,
-            amount_off=reward.value if reward.kind == "amount" else None,
-            currency=shop.currency if reward.kind == "amount" else None,
-            free_shipping=reward.kind == "free_shipping")
+            amount_off=reward.value if reward.kind in ("amount", "free_product") else None,
+            currency=shop.currency if reward.kind in ("amount", "free_product") else None,
+            free_shipping=reward.kind == "free_shipping", product_id=reward.product_external_id)
         attempts = r.attempts + 1
     try:
         store_id = platform_for(r.shop_id).create_discount(request)

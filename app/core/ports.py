@@ -221,6 +221,7 @@ class DiscountRequest:
     ends_at: datetime | None = None
     free_shipping: bool = False  # the code also (or only, with neither amount) takes off the shipping
     email: str | None = None  # the customer's address: where a store restricts codes by address (WooCommerce)
+    product_id: str | None = None  # the discount applies to this product only (a free product: its price off once)
 
 
 @dataclass(frozen=True)

@@ -612,8 +612,9 @@ class Reward(Base):
     id: Mapped[int] = mapped_column(Id, primary_key=True)
     shop_id: Mapped[int] = mapped_column(ForeignKey("shops.id", ondelete="CASCADE"), index=True)
     title: Mapped[str] = mapped_column(String(255))
-    kind: Mapped[str] = mapped_column(String(16))  # amount / percent / free_shipping
-    value: Mapped[Decimal | None]  # money off (shop currency) or percent off
+    kind: Mapped[str] = mapped_column(String(16))  # amount / percent / free_shipping / free_product
+    value: Mapped[Decimal | None]  # money off (shop currency; a free product's unit price) or percent off
+    product_external_id: Mapped[str | None] = mapped_column(String(64))  # the free product
     cost: Mapped[int]  # points
     enabled: Mapped[bool] = mapped_column(default=True)
     valid_days: Mapped[int] = mapped_column(default=90)  # how long a code bought with it works

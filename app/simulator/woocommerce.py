@@ -477,6 +477,8 @@ class WooCommerceSimulator(SimulatedServer):
                   "usage_limit": data.get("usage_limit"), "usage_limit_per_user": data.get("usage_limit_per_user"),
                   "usage_count": 0, "email_restrictions": list(data.get("email_restrictions") or []),
                   "free_shipping": bool(data.get("free_shipping")), "meta_data": list(data.get("meta_data") or []),
+                  "product_ids": [int(x) for x in data.get("product_ids") or []],
+                  "limit_usage_to_x_items": data.get("limit_usage_to_x_items"),
                   "_links": self._links("coupons", cid)}
         self.coupons[cid] = coupon
         return coupon

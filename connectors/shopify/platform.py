@@ -78,12 +78,15 @@ class ShopifyPlatform:
         customers: dict[str, Any] = {"all": True}
         if request.customer_id:
             customers = {"customers": {"add": [f"gid://shopify/Customer/{request.customer_id}"]}}
+        items: dict[str, Any] = {"all": True}
+        if request.product_id:  # a free product: one unit's price off, on that product only
+            items = {"products": {"productsToAdd": [f"gid://shopify/Product/{request.product_id}"]}}
         discount = {
             "title": request.title, "code": request.code, "startsAt": None,
             "endsAt": request.ends_at.isoformat() if request.ends_at else None,
             "usageLimit": request.usage_limit, "appliesOncePerCustomer": True,
             "customerSelection": customers,
-            "customerGets": {"value": value, "items": {"all": True}},
+            "customerGets": {"value": value, "items": items},
         }
         return self._write(DISCOUNT_CREATE, "discountCodeBasicCreate", discount, request.code)
 

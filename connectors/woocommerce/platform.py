@@ -101,9 +101,10 @@ class WooCommercePlatform:
         return str(email) if email else None
 
     def create_discount(self, request: DiscountRequest) -> str:
-        """A coupon: percent or fixed_cart, usable `usage_limit` times, on its own (individual_use), until
-        `ends_at`, only by the customer's address when known, with free shipping when asked. The code as
-        WooCommerce stores it (lower case); the same code again returns the coupon already there."""
+        """A coupon: percent or fixed_cart (fixed_product on one item for a free product), usable `usage_limit`
+        times, on its own (individual_use), until `ends_at`, only by the customer's address when known, with free
+        shipping when asked. The code as WooCommerce stores it (lower case); the same code again returns the
+        coupon already there."""
         both = request.percent_off is not None and request.amount_off is not None
         neither = request.percent_off is None and request.amount_off is None
         if both or (neither and not request.free_shipping):
@@ -114,6 +115,9 @@ class WooCommercePlatform:
         else:
             discount_type, amount = "fixed_cart", _number(request.amount_off) if request.amount_off is not None else "0"
         extra: dict[str, Any] = {"description": request.title}
+        if request.product_id:  # a free product: its price off one unit of it (fixed_product, one item)
+            discount_type = "fixed_product"
+            extra.update(product_ids=[int(request.product_id)], limit_usage_to_x_items=1)
         if request.free_shipping:
             extra["free_shipping"] = True
         email = request.email or self._email_of(request.customer_id)

@@ -125,6 +125,7 @@ def upgrade() -> None:
     sa.Column('title', sa.String(length=255), nullable=False),
     sa.Column('kind', sa.String(length=16), nullable=False),
     sa.Column('value', sa.Numeric(precision=14, scale=4), nullable=True),
+    sa.Column('product_external_id', sa.String(length=64), nullable=True),
     sa.Column('cost', sa.Integer(), nullable=False),
     sa.Column('enabled', sa.Boolean(), nullable=False),
     sa.Column('valid_days', sa.Integer(), nullable=False),

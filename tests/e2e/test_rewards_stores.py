@@ -14,7 +14,7 @@ from sqlalchemy import select
 
 from app import loyalty, rewards
 from app.bootstrap import Container
-from app.core.loyalty import Account, Balance, Entry, Posting, Reason
+from app.core.loyalty import Account, Balance, Entry, LoyaltyError, Posting, Reason
 from app.core.ports import StorePlatform
 from app.db import models as t
 from app.shops import store_platform
@@ -115,3 +115,37 @@ def test_a_reward_is_a_single_use_coupon_for_the_customers_address_in_woocommerc
             coupon["email_restrictions"]) == ("percent", Decimal("10"), 1, ["mina@example.com"])
     with container.sessions() as s:
         assert loyalty.balance(s, shop_id, "7001") == Account(700, 0)
+
+
+def test_a_free_product_is_its_price_off_that_product_only_in_both_stores(
+        container: Container, shopify: tuple[ShopifySimulator, StorePlatform],
+        woocommerce_store: WooCommerceSimulator) -> None:
+    sim, platform = shopify
+    shop_id = shopify_shop(container)
+    member(container, shop_id)
+    with container.sessions() as s, s.begin():
+        mug = rewards.add_reward(s, shop_id, "Free mug", "free_product", Decimal("18.00"), 500, NOW, product_id="632910392")
+        with pytest.raises(LoyaltyError, match="names its product"):
+            rewards.add_reward(s, shop_id, "Free what?", "free_product", Decimal("18.00"), 500, NOW)
+    got = rewards.redeem(container, shop_id, "7001", mug, "widget:mug", NOW, lambda _: platform)
+    held = sim.stores[SHOP].discounts[got.code.lower()]
+    assert held["customerGets"]["items"] == {"products": {"productsToAdd": ["gid://shopify/Product/632910392"]}}
+    assert Decimal(held["customerGets"]["value"]["discountAmount"]["amount"]) == Decimal("18.00")
+    assert held["customerGets"]["value"]["discountAmount"]["appliesOnEachItem"] is False and held["usageLimit"] == 1
+
+    woo = woocommerce_store
+    key = woo.add_key()
+    with container.sessions() as s, s.begin():
+        shop = t.Shop(platform="woocommerce", domain=woo.origin, currency="USD", installed_at=NOW,
+                      api_key=container.vault.seal(key.consumer_key), api_secret=container.vault.seal(key.consumer_secret))
+        s.add(shop)
+        s.flush()
+        woo_id = shop.id
+    member(container, woo_id)
+    with container.sessions() as s, s.begin():
+        cup = rewards.add_reward(s, woo_id, "Free cup", "free_product", Decimal("12.50"), 500, NOW, product_id="93")
+    got = rewards.redeem(container, woo_id, "7001", cup, "widget:cup", NOW, lambda sid: store_platform(container, sid))
+    coupon = next(c for c in woo.coupons.values() if c["code"] == got.code.lower())
+    assert (coupon["discount_type"], Decimal(coupon["amount"]), coupon["product_ids"], coupon["limit_usage_to_x_items"],
+            coupon["usage_limit"], coupon["email_restrictions"]) == (
+        "fixed_product", Decimal("12.5"), [93], 1, 1, ["mina@example.com"])
