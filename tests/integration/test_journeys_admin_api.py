@@ -557,7 +557,7 @@ def test_the_simulation_endpoint_and_date_rules(client: FlaskClient, container: 
         assert (row["customer_id"], row["trigger"], row["kind"]) == ("501", "Birthday", "send")
         assert row["enrollment"].startswith("birthday:Birthday:501:")
     points = client.get("/api/admin/journeys/points_expiry/simulate?days=7", headers=h).json
-    assert points["unsupported"] and points["rows"] == []
+    assert points["unsupported"] is None and points["rows"] == []  # a finder now; no program, nothing expires
 
 
 def test_masking() -> None:
