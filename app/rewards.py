@@ -185,9 +185,10 @@ def _restore(c: Container, redemption_id: int, now: datetime, error: str, attemp
         r = s.scalar(select(Redemption).where(Redemption.id == redemption_id).with_for_update())
         assert r is not None
         if r.status == "issuing":
-            loyalty.post(s, r.shop_id, r.customer_external_id, [Posting(
-                Entry(r.points, Balance.AVAILABLE, Reason.RESTORED, f"redeem:{r.request_key}:restore"),
-                detail={"redemption": str(r.id)}, note=error)], now)
+            if r.points:  # a stamp card's or a referral's code cost nothing: nothing to give back
+                loyalty.post(s, r.shop_id, r.customer_external_id, [Posting(
+                    Entry(r.points, Balance.AVAILABLE, Reason.RESTORED, f"redeem:{r.request_key}:restore"),
+                    detail={"redemption": str(r.id)}, note=error)], now)
             r.status, r.error, r.attempts, r.lease_until, r.next_attempt_at, r.updated_at = (
                 "restored", error, attempts, None, None, now)
     log.warning("reward_points_restored", redemption_id=redemption_id, error=error)

@@ -173,3 +173,19 @@ def test_badge_names_come_in_the_shoppers_language(container: Container, shop: i
         ja = badges.widget_data(s, shop, "501", "ja-JP", T0)
     assert ko is not None and ja is not None
     assert ko[0][0]["name"] == "첫 주문" and ja[0][0]["name"] == "はじめての注文"
+
+
+def test_a_stamp_card_code_the_store_refuses_for_good_is_marked_with_its_error(container: Container, shop: int) -> None:
+    _card(container, shop, every=1)
+    paid(container, shop, "1")
+
+    class Refusing(FakeStorePlatform):
+        def create_discount(self, request: object) -> str:
+            raise ValueError("code rejected")
+
+    assert rewards.issue_due(container, T0, lambda _: Refusing()) == 1
+    [held] = redemptions(container, shop)
+    assert held.status == "restored" and "code rejected" in (held.error or "")
+    assert rewards.issue_due(container, T0 + timedelta(hours=1), lambda _: Refusing()) == 0  # settled, not retried
+    with container.sessions() as s:
+        assert loyalty.balance(s, shop, "501").available == 0 and loyalty.mismatches(s) == []
