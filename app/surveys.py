@@ -28,6 +28,7 @@ if TYPE_CHECKING:
 log = structlog.get_logger(__name__)
 SCORES = range(1, 6)  # 1 very unhappy ... 5 very happy
 MAX_COMMENT = 2_000  # characters, once stripped (a browser's CRLF line breaks count as one)
+REVIEW_MIN_CHARACTERS = 20  # a written comment this long counts as a review (points for action "review")
 
 
 class UnknownSurvey(LookupError):
@@ -144,6 +145,10 @@ def answer(c: Container, message_id: int, score: int, comment: str | None, at: d
             ).values(score=score, comment=comment, updated_at=at))
         if first and message.customer_external_id:  # points for completing it, whatever the answer
             loyalty.award_action(s, message.shop_id, message.customer_external_id, "survey", str(message.id), at)
+        if message.customer_external_id and comment and len(comment.strip()) >= REVIEW_MIN_CHARACTERS:
+            # A written comment is the customer's review of the order: the program's review points (and the
+            # Reviewer badge), once per order's survey, whether it came with the first answer or a later one.
+            loyalty.award_action(s, message.shop_id, message.customer_external_id, "review", str(message.id), at)
         response = _response(s, message)
         survey = _view(message, shop, customer, order_id, order_name, response)
         code = message.code or None

@@ -287,3 +287,22 @@ def test_completing_a_survey_earns_the_programs_points_once_whatever_the_answer(
     with container.sessions() as s:
         assert loyalty.balance(s, x.shop_id, x.customer_id) == Account(50, 0)
         assert loyalty.mismatches(s) == []
+
+
+def test_a_written_comment_is_a_review_worth_the_programs_review_points_once(container: Container) -> None:
+    from app import loyalty
+    from app.core.loyalty import Account
+
+    x = seed(container)
+    with container.sessions() as s, s.begin():
+        loyalty.switch_on(s, x.shop_id, NOW - timedelta(days=30), actions={"survey": 50, "review": 100})
+    surveys.answer(container, x.message_id, 4, "Fine.", NOW)  # too short to be a review
+    with container.sessions() as s:
+        assert loyalty.balance(s, x.shop_id, x.customer_id) == Account(50, 0)
+    surveys.answer(container, x.message_id, 4, "Lovely beans, arrived a day early.", NOW + timedelta(minutes=2))
+    surveys.answer(container, x.message_id, 5, "Lovely beans, arrived a day early!", NOW + timedelta(minutes=4))
+    with container.sessions() as s:
+        assert loyalty.balance(s, x.shop_id, x.customer_id) == Account(150, 0)  # the review counted once
+        assert s.scalar(select(t.CustomerBadge.badge).where(t.CustomerBadge.customer_external_id == x.customer_id)) \
+            == "first_review"
+        assert loyalty.mismatches(s) == []
