@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from app import connections, daterules, imports, inbox, loyalty, rewards, shops
+from app import connections, daterules, imports, inbox, loyalty, referrals, rewards, shops
 from app.bootstrap import current
 
 
@@ -39,7 +39,8 @@ def issue_rewards() -> int:
 
 def loyalty_sweep() -> int:
     c = current()
-    return loyalty.sweep_due(c, c.clock.now())
+    return loyalty.sweep_due(c, c.clock.now()) + referrals.sweep(
+        c, c.clock.now(), lambda shop_id: shops.store_platform(c, shop_id))
 
 
 def relay() -> int:
@@ -54,6 +55,6 @@ def sweep() -> int:
         c.queue.enqueue("reconcile_woocommerce", shop_id)
     daterules.run(c, c.clock.now())
     rewards.issue_due(c, c.clock.now(), lambda shop_id: shops.store_platform(c, shop_id))
-    loyalty.sweep_due(c, c.clock.now())
+    loyalty_sweep()
     imports.relay(c)
     return inbox.relay(c)

@@ -15,7 +15,7 @@ from typing import Any
 
 from sqlalchemy import select
 
-from app import loyalty, tiers
+from app import badges, loyalty, referrals, stamps, tiers
 from app.bootstrap import Container
 from app.core.tiers import Basis
 from app.db.models import LedgerEntry, LoyaltyAccount, LoyaltyProgramRow, Redemption, Reward, Shop
@@ -111,8 +111,10 @@ def _number(value: Decimal) -> str:
     return format(value.normalize(), "f")
 
 
-def widget(c: Container, shop_id: int, customer_id: str, now: datetime) -> dict[str, Any]:
-    with c.sessions() as s:
+def widget(c: Container, shop_id: int, customer_id: str, now: datetime, locale: str = "en") -> dict[str, Any]:
+    """Everything the widget shows the customer, names in their language. In a transaction: the first look
+    draws the customer's referral code."""
+    with c.sessions() as s, s.begin():
         shop = s.get(Shop, shop_id)
         program = s.scalar(select(LoyaltyProgramRow).where(LoyaltyProgramRow.shop_id == shop_id))
         assert shop is not None
@@ -148,6 +150,10 @@ def widget(c: Container, shop_id: int, customer_id: str, now: datetime) -> dict[
                                              LoyaltyAccount.customer_external_id == customer_id,
                                              LedgerEntry.reason != "confirmed")
                                       .order_by(LedgerEntry.created_at.desc(), LedgerEntry.id.desc()).limit(HISTORY))]
+        earned = badges.widget_data(s, shop_id, customer_id, locale, now)
         return {"enabled": True, "currency": shop.currency, "points": {"available": account.available,
                                                                        "pending": account.pending},
-                "tier": tier, "rewards": rewards, "codes": codes, "history": history}
+                "tier": tier, "rewards": rewards, "codes": codes, "history": history,
+                "badges": earned[0] if earned else None, "streak": earned[1] if earned else None,
+                "stamp": stamps.card_of(s, shop_id, customer_id),
+                "referral": referrals.widget_data(s, shop_id, customer_id, locale, now)}

@@ -126,6 +126,7 @@ class OrderRecord:
     cancelled_at: datetime | None = None
     lines: tuple[OrderLine, ...] = ()
     discount_codes: tuple[str, ...] = ()  # the codes the order used, lower-cased (WooCommerce stores them so)
+    ship_to: str | None = None  # a digest of the normalised shipping address (app.core.referrals.ship_to)
     fulfillments: tuple[Fulfillment, ...] = field(default=())
     refunds: tuple[Refund, ...] = field(default=())
 

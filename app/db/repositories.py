@@ -66,7 +66,7 @@ def _order_values(shop_id: int, o: m.OrderRecord) -> dict[str, Any]:
             "total_tax": o.total_tax, "total_shipping": o.total_shipping, "total_discounts": o.total_discounts,
             "refunded_amount": o.refunded_amount, "payment_status": o.payment.value, "status": o.status.value,
             "created_at": o.created_at, "processed_at": o.processed_at, "cancelled_at": o.cancelled_at,
-            "discount_codes": _codes(o.discount_codes), "external_updated_at": o.updated_at}
+            "discount_codes": _codes(o.discount_codes), "ship_to": o.ship_to, "external_updated_at": o.updated_at}
 
 
 def _codes(codes: tuple[str, ...]) -> str | None:
@@ -124,6 +124,7 @@ class Orders:
             total_shipping=row.total_shipping, total_discounts=row.total_discounts,
             payment=m.PaymentStatus(row.payment_status), processed_at=row.processed_at, cancelled_at=row.cancelled_at,
             discount_codes=tuple(row.discount_codes.split(",")) if row.discount_codes else (),
+            ship_to=row.ship_to,
             lines=tuple(sorted((m.OrderLine(
                 external_id=x.external_id, title=x.title, quantity=x.quantity, price=x.price,
                 total_discount=x.total_discount, product_id=x.product_external_id, variant_id=x.variant_external_id,
@@ -211,6 +212,7 @@ class Orders:
         row.refunded_amount, row.payment_status, row.status = order.refunded_amount, order.payment.value, order.status.value
         row.created_at, row.processed_at, row.cancelled_at = order.created_at, order.processed_at, order.cancelled_at
         row.discount_codes, row.external_updated_at = _codes(order.discount_codes), order.updated_at
+        row.ship_to = order.ship_to
         self.s.flush()
         self.s.execute(delete(t.OrderLine).where(t.OrderLine.shop_id == shop_id, t.OrderLine.order_id == row.id))
         self.s.add_all(t.OrderLine(

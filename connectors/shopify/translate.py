@@ -9,6 +9,7 @@ from typing import Any
 
 from app.core import commands as c
 from app.core import model as m
+from app.core.referrals import ship_to
 from connectors.base import MalformedPayload
 from connectors.payload import codes
 from connectors.payload import ident as _id
@@ -118,9 +119,17 @@ def order(data: Mapping[str, Any]) -> m.OrderRecord:
         email=_opt(data.get("email") or data.get("contact_email")),
         lines=tuple(sorted((line(x) for x in data.get("line_items") or []), key=lambda x: x.external_id)),
         discount_codes=codes(str(x.get("code") or "") for x in data.get("discount_codes") or [] if isinstance(x, Mapping)),
+        ship_to=_ship_to(data.get("shipping_address")),
         fulfillments=tuple(sorted((fulfillment(x) for x in data.get("fulfillments") or []), key=lambda f: f.external_id)),
         refunds=tuple(sorted((refund(x) for x in data.get("refunds") or []), key=lambda r: r.external_id)),
     )
+
+
+def _ship_to(address: Any) -> str | None:
+    if not isinstance(address, Mapping):
+        return None
+    return ship_to(address.get("address1"), address.get("address2"), address.get("city"), address.get("zip"),
+                   address.get("country_code"))
 
 
 def _buyer(data: Mapping[str, Any], fallback_time: datetime) -> m.CustomerRecord | None:

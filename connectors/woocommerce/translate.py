@@ -20,6 +20,7 @@ from typing import Any
 
 from app.core import commands as c
 from app.core import model as m
+from app.core.referrals import ship_to
 from connectors.base import MalformedPayload
 from connectors.payload import codes, required_when, when
 from connectors.payload import ident as _id
@@ -178,9 +179,17 @@ def order(data: Any) -> m.OrderRecord:
         email=_opt(billing.get("email")),
         lines=tuple(sorted(lines, key=lambda x: x.external_id)),
         discount_codes=codes(str(x.get("code") or "") for x in data.get("coupon_lines") or [] if isinstance(x, Mapping)),
+        ship_to=_ship_to(data.get("shipping")),
         fulfillments=(_completion(data, order_id, modified),) if status == "completed" else (),
         refunds=_refunds(data, modified),
     )
+
+
+def _ship_to(address: Any) -> str | None:
+    if not isinstance(address, Mapping):
+        return None
+    return ship_to(address.get("address_1"), address.get("address_2"), address.get("city"), address.get("postcode"),
+                   address.get("country"))
 
 
 def _payment(status: str, data: Mapping[str, Any]) -> m.PaymentStatus:
