@@ -25,9 +25,10 @@ from sqlalchemy import Table, bindparam, case, func, or_, select, update
 from sqlalchemy.orm import Session, aliased
 
 from app import badges, tiers
+from app.core.events import CustomerUpserted, DomainEvent
 from app.core.loyalty import Account, Balance, Bonus, EarnRule, Entry, LoyaltyError, NotEnoughPoints, Posting, Reason
 from app.db.engine import among, insert_for, rowcount
-from app.db.models import Fulfillment, LedgerEntry, LoyaltyAccount, LoyaltyProgramRow, LoyaltyRule, Order, Shop
+from app.db.models import Customer, Fulfillment, LedgerEntry, LoyaltyAccount, LoyaltyProgramRow, LoyaltyRule, Order, Shop
 
 if TYPE_CHECKING:  # the bootstrap imports the unit of work, which imports this
     from app.bootstrap import Container
@@ -227,6 +228,22 @@ def award_action(s: Session, shop_id: int, customer_id: str, action: str, key: s
     posted = post(s, shop_id, customer_id, [Posting(Entry(amount, Balance.AVAILABLE, Reason.ACTION,
                                                           f"action:{action}:{key}"), detail={"action": action})], now)
     return amount if posted.new else 0
+
+
+def follow_signup(s: Session, event: DomainEvent, now: datetime) -> None:
+    """A customer whose account was made in the store after the program began earns the program's sign-up
+    points, once (the key is the customer's). Customers from before, or with no creation date, earn none; an
+    imported history never comes here (imports record their events without reacting)."""
+    if not isinstance(event, CustomerUpserted):
+        return
+    row = s.execute(select(Customer.external_created_at, Customer.redacted_at, LoyaltyProgramRow.started_at)
+                    .join(LoyaltyProgramRow, LoyaltyProgramRow.shop_id == Customer.shop_id)
+                    .where(Customer.shop_id == event.shop_id, Customer.external_id == event.customer_id,
+                           LoyaltyProgramRow.enabled.is_(True))).first()
+    if row is None or row.external_created_at is None or row.redacted_at is not None:
+        return
+    if row.external_created_at >= row.started_at:
+        award_action(s, event.shop_id, event.customer_id, "signup", "signup", now)
 
 
 def switch_on(s: Session, shop_id: int, now: datetime, *, points_per_unit: Decimal = Decimal("1"),

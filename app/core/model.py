@@ -56,6 +56,7 @@ class CustomerRecord:
     consent: Consent = Consent()
     preferred_channel: str = "email"
     redacted: bool = False
+    created_at: datetime | None = None  # when the customer's account was made in the store (sign-up points)
 
 
 @dataclass(frozen=True)
@@ -209,7 +210,8 @@ def merge_customer(current: CustomerRecord | None, incoming: CustomerRecord) -> 
 
 
 def redact(customer: CustomerRecord) -> CustomerRecord:
-    return CustomerRecord(external_id=customer.external_id, updated_at=customer.updated_at, redacted=True)
+    return CustomerRecord(external_id=customer.external_id, updated_at=customer.updated_at, redacted=True,
+                          created_at=customer.created_at)
 
 
 def merge_checkout(current: CheckoutRecord | None, incoming: CheckoutRecord) -> CheckoutRecord:

@@ -21,7 +21,7 @@ from collections import defaultdict
 from datetime import datetime
 from decimal import Decimal
 
-from app.core.events import DomainEvent, OrderCancelled, OrderFulfilled, OrderPaid, OrderRefunded
+from app.core.events import CustomerUpserted, DomainEvent, OrderCancelled, OrderFulfilled, OrderPaid, OrderRefunded
 from app.core.loyalty import Balance, Entry, Line, LineEarning, Posting, Reason, confirm, earn
 from app.core.model import OrderRecord
 from app.core.ports import LoyaltyProgram, OrderPoints, UnitOfWork
@@ -34,7 +34,7 @@ def react(uow: UnitOfWork, events: list[DomainEvent], now: datetime) -> list[Dom
     programs: dict[int, LoyaltyProgram | None] = {}
     touched: set[tuple[int, str]] = set()
     for event in events:
-        if isinstance(event, _ORDER_EVENTS):
+        if isinstance(event, (*_ORDER_EVENTS, CustomerUpserted)):
             uow.loyalty.follow(event, now)
         if not isinstance(event, _ORDER_EVENTS) or event.customer_id is None:
             continue  # guests have no account

@@ -188,8 +188,8 @@ class LoyaltyRepository(Protocol):
         """Evaluate the customer's tier now (app.core.tiers.evaluate), store the standing, record a change."""
         ...
     def follow(self, event: DomainEvent, now: datetime) -> None:
-        """What else follows an order event (guests' too) in its transaction: the customer's stamp card, their
-        badges, and the referral the order's discount code names."""
+        """What else follows an order event (guests' too) or a customer's change, in its transaction: sign-up
+        points, the customer's stamp card, their badges, and the referral the order's discount code names."""
         ...
 
 

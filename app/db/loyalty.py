@@ -68,5 +68,5 @@ class Loyalty:
             loyalty.post(self.s, shop_id, customer_id, postings, now)
 
     def follow(self, event: DomainEvent, now: datetime) -> None:
-        for follower in (stamps.follow, badges.follow, referrals.follow):
+        for follower in (loyalty.follow_signup, stamps.follow, badges.follow, referrals.follow):
             follower(self.s, event, now)

@@ -117,6 +117,7 @@ class Customer(Base):
     birthday: Mapped[date | None] = mapped_column(Date)  # given by the customer in the preference center
     timezone: Mapped[str | None] = mapped_column(String(64))  # IANA; the shop's when unknown
     redacted_at: Mapped[datetime | None]
+    external_created_at: Mapped[datetime | None]  # the account's creation in the store
     external_updated_at: Mapped[datetime]
 
 

@@ -96,7 +96,8 @@ def _customer_values(shop_id: int, c: m.CustomerRecord) -> dict[str, Any]:
             "first_name": c.first_name, "last_name": c.last_name, "locale": c.locale,
             "accepts_email_marketing": c.consent.email_marketing, "accepts_sms_marketing": c.consent.sms_marketing,
             "consent_updated_at": c.consent.updated_at, "preferred_channel": c.preferred_channel,
-            "external_updated_at": c.updated_at, "redacted_at": c.updated_at if c.redacted else None}
+            "external_updated_at": c.updated_at, "redacted_at": c.updated_at if c.redacted else None,
+            "external_created_at": c.created_at}
 
 
 class Orders:
@@ -294,6 +295,7 @@ class Customers:
             first_name=row.first_name, last_name=row.last_name, locale=row.locale,
             consent=m.Consent(row.accepts_email_marketing, row.accepts_sms_marketing, row.consent_updated_at),
             preferred_channel=row.preferred_channel, redacted=row.redacted_at is not None,
+            created_at=row.external_created_at,
         )
 
     def save(self, shop_id: int, c: m.CustomerRecord) -> None:
@@ -304,7 +306,7 @@ class Customers:
         row.email, row.phone, row.first_name, row.last_name, row.locale = c.email, c.phone, c.first_name, c.last_name, c.locale
         row.accepts_email_marketing, row.accepts_sms_marketing = c.consent.email_marketing, c.consent.sms_marketing
         row.consent_updated_at, row.preferred_channel = c.consent.updated_at, c.preferred_channel
-        row.external_updated_at = c.updated_at
+        row.external_updated_at, row.external_created_at = c.updated_at, c.created_at
         if c.redacted and row.redacted_at is None:
             row.redacted_at = c.updated_at
         self.s.flush()

@@ -91,6 +91,7 @@ def customer(node: Mapping[str, Any]) -> m.CustomerRecord:
     return m.CustomerRecord(
         external_id=numeric_id(node.get("id")),
         updated_at=when(node, "updatedAt", False) or required_when(node, "createdAt"),
+        created_at=when(node, "createdAt", False),
         email=opt(node.get("email")), phone=opt(node.get("phone")), first_name=opt(node.get("firstName")),
         last_name=opt(node.get("lastName")), locale=opt(node.get("locale")),
         consent=m.Consent(email_ok, sms_ok, when(email, "consentUpdatedAt", False) if email else None),

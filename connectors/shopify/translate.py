@@ -40,6 +40,7 @@ def customer(data: Mapping[str, Any]) -> m.CustomerRecord:
     return m.CustomerRecord(
         external_id=_id(data),
         updated_at=_time(data, "updated_at", False) or _req_time(data, "created_at"),
+        created_at=_time(data, "created_at", False),
         email=_opt(data.get("email")),
         phone=_opt(data.get("phone")),
         first_name=_opt(data.get("first_name")),

@@ -70,6 +70,7 @@ def customer(data: Any) -> m.CustomerRecord:
         external_id=_id(data),
         # date_modified can be null (wc_rest_prepare_date_response returns null when the customer has none).
         updated_at=_time(data, "date_modified_gmt", False) or _req_time(data, "date_created_gmt"),
+        created_at=_time(data, "date_created_gmt", False),
         email=_opt(data.get("email")),
         phone=_opt(billing.get("phone")),
         first_name=_opt(data.get("first_name")),

@@ -217,7 +217,7 @@ def test_a_deleted_order_does_nothing_yet() -> None:
 def test_a_customer_becomes_an_observed_customer() -> None:
     assert translate(3, "customer.updated", CUSTOMER) == [c.ObserveCustomer(3, m.CustomerRecord(
         external_id="5", updated_at=datetime(2026, 11, 22, 12, 30, tzinfo=UTC), email="ann@example.com",
-        phone="+15555550100", first_name="Ann", last_name="Lee",
+        phone="+15555550100", first_name="Ann", last_name="Lee", created_at=datetime(2026, 11, 20, 10, 0, tzinfo=UTC),
     ))]
 
 

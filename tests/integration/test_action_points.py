@@ -59,3 +59,24 @@ def test_no_birthday_points_when_the_program_gives_none(container: Container) ->
     shop = _shop(container, 0)
     loyalty.sweep_due(container, datetime(2026, 3, 10, 15, 30, tzinfo=UTC))
     assert _birthday_entries(container, shop) == []
+
+
+def test_sign_up_points_for_accounts_made_after_the_program_began_once(container: Container) -> None:
+    from dataclasses import replace
+
+    shop_id = journey_shop(container, frozenset())
+    with container.sessions() as s, s.begin():
+        loyalty.switch_on(s, shop_id, START, actions={"signup": 200})
+    newcomer = replace(customer("601"), created_at=START + timedelta(days=2))
+    regular = replace(customer("602"), created_at=START - timedelta(days=300))
+    unknown = customer("603")  # no creation date: no points rather than a guess
+    for person in (newcomer, regular, unknown):
+        observe(container, Clock(START), shop_id, cmd.ObserveCustomer(shop_id, person))
+    later = replace(newcomer, updated_at=newcomer.updated_at + timedelta(days=3), first_name="Ana Maria")
+    observe(container, Clock(START), shop_id, cmd.ObserveCustomer(shop_id, later))  # a change: no more points
+    with container.sessions() as s:
+        assert loyalty.balance(s, shop_id, "601").available == 200
+        assert loyalty.balance(s, shop_id, "602").available == 0 and loyalty.balance(s, shop_id, "603").available == 0
+        stored = s.scalar(select(t.Customer.external_created_at).where(t.Customer.external_id == "601"))
+        assert stored == START + timedelta(days=2)
+        assert loyalty.mismatches(s) == []
