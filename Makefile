@@ -39,6 +39,7 @@ bench: $(STAMP) system-deps
 	$(PY) bench/history_import.py
 	$(PY) bench/dispatch.py
 	$(PY) bench/ledger.py
+	$(PY) bench/widget.py
 
 # The WordPress companion plugin as an installable zip: dist/encore-for-woocommerce.zip.
 plugin:

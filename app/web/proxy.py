@@ -7,6 +7,7 @@ its answers (`labels`, `message`) in the language it asks for with `?locale=`.""
 
 from __future__ import annotations
 
+import json
 import time
 from dataclasses import dataclass
 from typing import Any
@@ -17,7 +18,6 @@ from app import rewards, shops, storefront
 from app.bootstrap import Container
 from app.core.loyalty import LoyaltyError, NotEnoughPoints
 from app.i18n import best_locale
-from app.inbox import ShopDirectory
 from connectors.shopify.proxy import ProxyRejected, verify
 
 bp = Blueprint("proxy", __name__)
@@ -79,7 +79,7 @@ def shopper(*, logged_in: bool = True) -> Shopper:
             verified = verify(list(request.args.items(multi=True)), c.settings.shopify_api_secrets, time.time())
         except ProxyRejected as exc:
             raise Refused(401, "unauthorized", f"this request is not from the store: {exc}") from None
-        found = ShopDirectory(c).find("shopify", verified.shop)
+        found = c.shops.find("shopify", verified.shop)  # the intake's directory: cached a few seconds
         if found is None or not found.installed:
             raise Refused(404, "unknown_shop", "Encore is not installed on this store")
         who = Shopper(found.id, "shopify", verified.shop, verified.customer_id)
@@ -97,6 +97,21 @@ def _refused(status: int, error: str, locale: str) -> tuple[Response, int]:
     """A refusal the widget shows as it is: the message in the shopper's language."""
     words = storefront.labels(locale)
     return _error(status, error, words.get(f"refused_{error}", words["error"]))
+
+
+@bp.get("/proxy/loyalty/balance")
+def balance() -> Any:
+    """The launcher's read on every page: the points and the tier's name, with the labels (made once per
+    language). Nobody logged in: 401 `log_in` with the labels, as for the panel."""
+    who = shopper(logged_in=False)
+    locale = _locale()
+    if who.customer_id is None:
+        body = {"error": "log_in", "message": storefront.labels(locale)["log_in"], "locale": locale}
+        status = 401
+    else:
+        body, status = {**storefront.balance(_container(), who.shop_id, who.customer_id), "locale": locale}, 200
+    text = json.dumps(body, ensure_ascii=False, separators=(",", ":"))
+    return Response(f'{text[:-1]},"labels":{storefront.labels_json(locale)}}}', status, mimetype="application/json")
 
 
 @bp.get("/proxy/loyalty")

@@ -17,6 +17,7 @@
   var nonce = script.getAttribute("data-nonce");
   var locale = tag(script.getAttribute("data-locale") || document.documentElement.lang || navigator.language);
   var data = null; // the last GET /loyalty answer
+  var points = null; // available points from the launcher's read, until the panel's answer comes
   var labels = {};
   var result = null; // the last redemption: {code, status}
   var notice = null; // {text, kind: "error" | "ok"}
@@ -221,6 +222,7 @@
     if (reward.kind === "amount") return t("value_amount", {amount: money(reward.value)});
     if (reward.kind === "percent") return t("value_percent", {percent: number(reward.value)});
     if (reward.kind === "free_shipping") return t("value_free_shipping");
+    if (reward.kind === "free_product") return t("value_free_product");
     return "";
   }
 
@@ -331,7 +333,8 @@
 
   function render() {
     if (!panel) return;
-    launcher.textContent = t("launcher");
+    var shown = data && data.points ? data.points.available : points;
+    launcher.textContent = shown == null ? t("launcher") : t("launcher") + " \u00b7 " + t("points", {points: number(shown)});
     panel.querySelector(".enc-title").textContent = t("title");
     panel.querySelector(".enc-close").setAttribute("aria-label", t("close"));
     body.textContent = "";
@@ -376,11 +379,14 @@
   }
 
   function start() {
-    // The labels come with the first answer; until then (or when the store has no program) nothing is shown.
-    load().then(function () {
-      if (!labels.launcher || (data && data.enabled === false)) return;
+    // The launcher's light read (the points and the labels) on every page; the panel's full answer only when
+    // it is opened. Until the labels come (or when the store has no program) nothing is shown.
+    call("GET", "/loyalty/balance").then(function (answer) {
+      if (answer.body.labels) labels = answer.body.labels;
+      if (!labels.launcher || answer.body.enabled === false) return;
+      if (answer.status === 200 && answer.body.points) points = answer.body.points.available;
       build();
-    });
+    }, function () { /* the store's page goes on without the widget */ });
   }
 
   if (document.readyState === "loading") document.addEventListener("DOMContentLoaded", start);

@@ -15,7 +15,7 @@ from urllib.parse import urlencode
 
 import pytest
 from flask.testing import FlaskClient
-from sqlalchemy import func, select
+from sqlalchemy import func, select, update
 
 from app import loyalty, rewards, storefront, tiers
 from app.bootstrap import Container
@@ -186,3 +186,42 @@ def test_the_widget_shows_badges_streak_and_stamp_card_in_the_shoppers_language(
         program.badges_enabled, program.stamp_every = False, None
     body = client.get(f"/proxy/loyalty?{signed()}").get_json()
     assert body["badges"] is None and body["streak"] is None and body["stamp"] is None
+
+
+def test_the_launchers_balance_read_gives_points_tier_and_labels_in_one_statement(
+        client: FlaskClient, container: Container, shop: dict[str, int]) -> None:
+    from sqlalchemy import event
+
+    statements: list[str] = []
+
+    def seen(conn: Any, cursor: Any, statement: str, *args: Any) -> None:
+        statements.append(statement)
+
+    engines = {id(e): e for e in (container.engine, container.intake)}.values()  # one engine on SQLite
+    for engine in engines:
+        event.listen(engine, "before_cursor_execute", seen)
+    try:
+        got = client.get(f"/proxy/loyalty/balance?{signed(locale='ko')}")
+    finally:
+        for engine in engines:
+            event.remove(engine, "before_cursor_execute", seen)
+    assert got.status_code == 200
+    body: dict[str, Any] = got.get_json()
+    assert body["points"] == {"available": 400, "pending": 0} and body["enabled"] is True and body["locale"] == "ko"
+    assert body["tier"] is None  # not evaluated into a tier yet
+    assert body["labels"] == storefront.labels("ko") and body["labels"]["launcher"] == "리워드"
+    assert len([x for x in statements if "loyalty_accounts" in x]) == 1
+
+    with container.sessions() as s, s.begin():
+        s.execute(update(t.LoyaltyAccount).where(t.LoyaltyAccount.customer_external_id == "7001").values(tier="gold"))
+    assert client.get(f"/proxy/loyalty/balance?{signed()}").get_json()["tier"] == "Gold"
+    fresh = client.get(f"/proxy/loyalty/balance?{signed('7999')}").get_json()  # no account yet
+    assert fresh["points"] == {"available": 0, "pending": 0} and fresh["tier"] is None
+
+    logged_out = client.get(f"/proxy/loyalty/balance?{signed(None, locale='ja')}")
+    assert logged_out.status_code == 401 and logged_out.get_json()["labels"]["launcher"] == storefront.labels("ja")[
+        "launcher"]
+    assert client.get(f"/proxy/loyalty/balance?{signed(secret='forged')}").status_code == 401
+    with container.sessions() as s, s.begin():
+        s.execute(update(t.LoyaltyProgramRow).values(enabled=False))
+    assert client.get(f"/proxy/loyalty/balance?{signed()}").get_json()["enabled"] is False
