@@ -32,7 +32,7 @@ from sqlalchemy import func, or_, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
-from app import loyalty
+from app import badges, loyalty
 from app.core.events import DomainEvent, OrderCancelled, OrderPaid, OrderRefunded
 from app.core.loyalty import CODE_PREFIX, Balance, Entry, Posting, Reason, reward_code
 from app.core.ports import DiscountRequest, StoreBusy, StorePlatform
@@ -517,6 +517,7 @@ def _give(s: Session, r: Referral, row: ReferralProgramRow, now: datetime, *, st
         r.reward_code = code
     else:
         raise ReferralError("the program names no reward for the referrer")
+    badges.award(s, r.shop_id, r.referrer_external_id, "first_referral", now, {"referral": str(r.id)})
     log.info("referral_rewarded", referral_id=r.id, shop_id=r.shop_id, override=staff is not None)
     return 1
 

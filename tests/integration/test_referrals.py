@@ -239,6 +239,8 @@ def test_a_busy_store_gets_the_code_later_and_one_that_stays_busy_fails_the_code
 
 def test_the_friends_order_marks_the_referral_and_the_referrer_is_rewarded_once_after_the_window(
         container: Container, clock: Clock, shop: int, store: FakeStorePlatform) -> None:
+    with container.sessions() as s, s.begin():  # a loyalty program that shows badges, from after the friend's order
+        loyalty.switch_on(s, shop, T0 + timedelta(days=1))
     got = invite(container, shop, store)
     friend_orders(container, clock, shop, got.friend_code)
     friend_orders(container, clock, shop, got.friend_code)  # the same webhook again
@@ -256,7 +258,9 @@ def test_the_friends_order_marks_the_referral_and_the_referrer_is_rewarded_once_
         assert (entry.reason, entry.detail) == ("action", {"action": "referral", "referral": str(got.id),
                                                            "order": "1001"})
         data = referrals.widget_data(s, shop, REFERRER, "en", T0)
+        badge = s.scalar(select(t.CustomerBadge.badge).where(t.CustomerBadge.customer_external_id == REFERRER))
     assert data is not None and (data["invited"], data["rewarded"]) == (1, 1)
+    assert badge == "first_referral"  # the Ambassador badge, when the shop's loyalty program shows badges
 
 
 def test_two_sweeps_at_once_reward_once(container: Container, clock: Clock, shop: int,
