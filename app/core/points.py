@@ -97,10 +97,24 @@ def confirm_order(uow: UnitOfWork, shop_id: int, customer_id: str, order_id: str
 
 
 def refunded_by_line(order: OrderRecord) -> dict[str, Decimal]:
+    """The eligible amount refunded on each line so far. A refund that names its lines (Shopify) counts as it
+    says. One that names none (WooCommerce's webhooks carry only each refund's total) counts as the same share of
+    every line as of the order's total: refunding a quarter of what was paid takes back a quarter of each line's
+    eligible amount, all of it once everything is refunded. The share is of all such refunds together, so
+    however they were split, and in whatever order they arrived, the result is the same."""
     refunded: dict[str, Decimal] = defaultdict(Decimal)
+    unlined = Decimal("0")
     for r in order.refunds:
-        for line in r.lines:
-            refunded[line.line_id] += line.amount
+        if r.lines:
+            for line in r.lines:
+                refunded[line.line_id] += line.amount
+        else:
+            unlined += r.amount
+    if unlined > 0 and order.total > 0:
+        share = min(Decimal(1), unlined / order.total)
+        for x in order.lines:
+            eligible = max(Decimal(0), x.price * x.quantity - x.total_discount)
+            refunded[x.external_id] += eligible * share
     return refunded
 
 

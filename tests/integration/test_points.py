@@ -219,3 +219,19 @@ def test_vip_tiers_move_up_on_orders_multiply_points_and_move_down_after_the_gra
                                                   "Your membership level is now Member"]
     gold = next(m for m in sent if m["subject"] == "Welcome to Gold!")
     assert "Early access" in gold.get_body(("plain",)).get_content()
+
+
+def test_refunds_that_name_no_lines_take_back_the_refunded_share_of_each_line(
+        container: Container, clock: Clock, shop: int) -> None:
+    """WooCommerce's webhooks carry each refund's total only: a quarter of the order's total refunded takes back a
+    quarter of each line's eligible amount, and the rest once everything is refunded, however it was split."""
+    see(container, clock, shop, paid())  # total 39.50: lines 29.00 and 10.50 eligible, 2 points per unit
+    assert points(container, shop) == Account(available=0, pending=58 + 21)
+    quarter = cmd.ObserveRefund(0, "1001", Refund("w1", T0 + timedelta(days=3), Decimal("9.875"), ()))
+    see(container, clock, shop, quarter)
+    see(container, clock, shop, quarter)  # the same webhook again
+    # 29.00 x 0.75 x 2 = 43.5 -> 43; 10.50 x 0.75 x 2 = 15.75 -> 15
+    assert points(container, shop) == Account(available=0, pending=43 + 15)
+    rest = cmd.ObserveRefund(0, "1001", Refund("w2", T0 + timedelta(days=4), Decimal("29.625"), ()))
+    see(container, clock, shop, rest)
+    assert points(container, shop) == Account(available=0, pending=0)
