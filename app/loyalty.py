@@ -95,7 +95,7 @@ def post(s: Session, shop_id: int, customer_id: str, postings: Sequence[Posting]
     if not fresh:
         return Posted(before, 0)
     after = before.post(p.entry for p in fresh)
-    conn.execute(_ENTRIES.insert(), [_row(shop_id, aid, p, now) for p in fresh])
+    conn.execute(_ENTRIES.insert(), [entry_row(shop_id, aid, p, now) for p in fresh])
     conn.execute(_ACCOUNTS.update().where(_ACCOUNTS.c.id == aid).values(
         available=after.available, pending=after.pending, last_activity_at=now, updated_at=now))
     return Posted(after, len(fresh))
@@ -144,7 +144,7 @@ def post_many(s: Session, shop_id: int, batch: Sequence[tuple[str, Sequence[Post
         after = before.post(p.entry for p in fresh) if fresh else before
         results[cid] = Posted(after, len(fresh))
         if fresh:
-            rows += [_row(shop_id, aid, p, now) for p in fresh]
+            rows += [entry_row(shop_id, aid, p, now) for p in fresh]
             snapshots.append({"aid": aid, "available": after.available, "pending": after.pending})
     if rows:
         conn.execute(_ENTRIES.insert(), rows)
@@ -154,7 +154,8 @@ def post_many(s: Session, shop_id: int, batch: Sequence[tuple[str, Sequence[Post
     return results
 
 
-def _row(shop_id: int, account_id: int, p: Posting, now: datetime) -> dict[str, Any]:
+def entry_row(shop_id: int, account_id: int, p: Posting, now: datetime) -> dict[str, Any]:
+    """The `ledger_entries` row of a posting, column for column."""
     return {"shop_id": shop_id, "account_id": account_id, "key": p.entry.key, "amount": p.entry.amount,
             "balance": p.entry.balance.value, "reason": p.entry.reason.value, "rule_version": p.rule_version,
             "order_external_id": p.order_id, "line_external_id": p.line_id, "detail": p.detail, "staff": p.staff,

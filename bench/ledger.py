@@ -142,10 +142,7 @@ def plan(spec: dict[str, Any]) -> list[tuple[str, Any, bool]]:
 
 def row(shop_id: int, account_id: int, p: Any, now: datetime) -> dict[str, Any]:
     """The row `loyalty.post` writes for a posting, column for column."""
-    return {"shop_id": shop_id, "account_id": account_id, "key": p.entry.key, "amount": p.entry.amount,
-            "balance": p.entry.balance.value, "reason": p.entry.reason.value, "rule_version": p.rule_version,
-            "order_external_id": p.order_id, "line_external_id": p.line_id, "detail": p.detail, "staff": p.staff,
-            "note": p.note, "created_at": now}
+    return loyalty.entry_row(shop_id, account_id, p, now)
 
 
 def worker(spec: dict[str, Any], start: Any, out: Any, done: Any) -> None:

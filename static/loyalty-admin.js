@@ -400,4 +400,6 @@
 
   // Rewards first: the stamp card's reward list is filled from them, and the program then picks its reward.
   loadRewards().then(() => Promise.all([loadProgram(), loadTiers(), loadFigures()])).catch(oops);
+  // The referrals view on the same page (static/referrals-admin.js, loaded after this) talks to the API the same way.
+  window.encoreLoyaltyAdmin = { call, oops, say };
 })();

@@ -2,17 +2,14 @@
 // app/web/referrals.py): the program's settings, the referrals with why any was blocked, and a staff override.
 // The page's nav switches views by the address's fragment: "#referrals" shows this section and hides the loyalty
 // program's; anything else shows the loyalty program. This view's data is loaded the first time it is shown.
-// Requests carry a session token exactly as static/loyalty-admin.js does.
+// Requests go through static/loyalty-admin.js's `call` (the session token, the expired-session refusal).
 (function () {
   const L = JSON.parse(document.getElementById("referrals-labels").textContent);
   const lang = document.documentElement.lang;
-  const pageToken = document.body.dataset.sessionToken;
   const $ = (sel, root) => (root || document).querySelector(sel);
   const section = $("#referrals");
   const settings = $("#referral-settings");
   const state = { loaded: false, staff: null, timezone: null, rows: new Map() };
-
-  class SessionExpired extends Error {}
 
   // The API refuses a program with one message (the first thing wrong): it is shown at its field.
   const FIELDS = [
@@ -40,28 +37,7 @@
     return new Intl.DateTimeFormat(lang, options).format(new Date(iso));
   }
 
-  async function call(path, method, body) {
-    const token = window.shopify ? await window.shopify.idToken() : pageToken;
-    const options = { method: method || "GET", headers: { Authorization: "Bearer " + token } };
-    if (body !== undefined) { options.body = JSON.stringify(body); options.headers["Content-Type"] = "application/json"; }
-    const response = await fetch(path, options);
-    if (response.status === 401 && !window.shopify) throw new SessionExpired(L.expired);
-    let data = null;
-    try { data = await response.json(); } catch (e) { data = null; }
-    if (!response.ok && !(data && data.error)) throw new Error(path + ": HTTP " + response.status);
-    return { ok: response.ok, status: response.status, data: data || {} };
-  }
-
-  function oops(error) {
-    const p = $("#error");
-    p.textContent = error instanceof Error ? error.message : String(error);
-    p.hidden = false;
-  }
-
-  function say(el, text, ok) {
-    el.textContent = text || "";
-    el.classList.toggle("ok", Boolean(ok));
-  }
+  const { call, oops, say } = window.encoreLoyaltyAdmin; // the loyalty page's (static/loyalty-admin.js)
 
   function cell(row, text, k) {
     const td = row.insertCell();

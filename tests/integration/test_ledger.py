@@ -4,7 +4,9 @@ sum of its entries (and that it notices when one is not), and one hot account po
 
 from __future__ import annotations
 
+import random
 import threading
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -23,6 +25,24 @@ NOW = datetime(2026, 11, 20, 12, tzinfo=UTC)
 def earned(points: int, key: str) -> Posting:
     return Posting(Entry(points, Balance.PENDING, Reason.EARNED, key), rule_version=1, order_id=key.split(":")[0],
                    line_id=key.split(":")[-1], detail={"amount": str(points), "rate": "1"})
+
+
+def in_threads(count: int, work: Callable[[int], None]) -> list[BaseException]:
+    """Run work(0) ... work(count - 1) at once, each in a thread; what they raised."""
+    errors: list[BaseException] = []
+
+    def guarded(n: int) -> None:
+        try:
+            work(n)
+        except BaseException as exc:  # noqa: BLE001  (returned to the test)
+            errors.append(exc)
+
+    threads = [threading.Thread(target=guarded, args=(n,)) for n in range(count)]
+    for th in threads:
+        th.start()
+    for th in threads:
+        th.join()
+    return errors
 
 
 def entries(c: Container) -> int:
@@ -78,23 +98,14 @@ def test_the_check_finds_a_snapshot_that_is_not_the_sum_of_its_entries(container
 @pytest.mark.skipif(not USE_PG, reason="concurrent writers need PostgreSQL")
 def test_one_hot_account_posted_to_from_many_threads_stays_exact(container: Container) -> None:
     shop = add_shop(container)
-    errors: list[BaseException] = []
 
     def work(n: int) -> None:
-        try:
-            for i in range(25):
-                k = (n * 25 + i) % 120  # 200 postings of 120 keys: some are posted by two threads
-                with container.sessions() as s, s.begin():
-                    loyalty.post(s, shop, "hot", [earned(1 + k % 5, f"{k}:1")], NOW)
-        except BaseException as exc:  # noqa: BLE001  (reported below)
-            errors.append(exc)
+        for i in range(25):
+            k = (n * 25 + i) % 120  # 200 postings of 120 keys: some are posted by two threads
+            with container.sessions() as s, s.begin():
+                loyalty.post(s, shop, "hot", [earned(1 + k % 5, f"{k}:1")], NOW)
 
-    threads = [threading.Thread(target=work, args=(n,)) for n in range(8)]
-    for th in threads:
-        th.start()
-    for th in threads:
-        th.join()
-    assert errors == []
+    assert in_threads(8, work) == []
     with container.sessions() as s:
         assert entries(container) == 120  # 200 postings of 120 distinct keys
         assert loyalty.balance(s, shop, "hot") == Account(0, sum(1 + k % 5 for k in range(120)))
@@ -171,8 +182,6 @@ def _books(c: Container, shop: int) -> dict[str, tuple[int, int, list[tuple[str,
 
 
 def test_post_many_writes_what_post_would_customer_by_customer(container: Container) -> None:
-    import random
-
     rng = random.Random(7)
     one, many = add_shop(container, "one.myshopify.com"), add_shop(container, "many.myshopify.com")
     batch: list[tuple[str, list[Posting]]] = []
@@ -214,27 +223,16 @@ def test_post_many_refused_anywhere_writes_nothing(container: Container) -> None
 def test_post_many_from_many_threads_with_overlapping_customers_neither_deadlocks_nor_loses(
         container: Container) -> None:
     shop = add_shop(container)
-    errors: list[BaseException] = []
 
     def work(n: int) -> None:
-        import random
-
         rng = random.Random(n)
-        try:
-            for i in range(10):
-                customers = rng.sample(range(30), 12)  # new accounts too, opened by several threads at once
-                batch = [(f"c{x}", [earned(1, f"{n}-{i}-{x}:1")]) for x in customers]
-                with container.sessions() as s, s.begin():
-                    loyalty.post_many(s, shop, batch, NOW)
-        except BaseException as exc:  # noqa: BLE001  (reported below)
-            errors.append(exc)
+        for i in range(10):
+            customers = rng.sample(range(30), 12)  # new accounts too, opened by several threads at once
+            batch = [(f"c{x}", [earned(1, f"{n}-{i}-{x}:1")]) for x in customers]
+            with container.sessions() as s, s.begin():
+                loyalty.post_many(s, shop, batch, NOW)
 
-    threads = [threading.Thread(target=work, args=(n,)) for n in range(6)]
-    for th in threads:
-        th.start()
-    for th in threads:
-        th.join()
-    assert errors == []
+    assert in_threads(6, work) == []
     with container.sessions() as s:
         assert entries(container) == 6 * 10 * 12
         total = s.scalar(select(func.sum(t.LoyaltyAccount.pending)).where(t.LoyaltyAccount.shop_id == shop))
