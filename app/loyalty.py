@@ -263,6 +263,37 @@ def switch_on(s: Session, shop_id: int, now: datetime, *, points_per_unit: Decim
     s.flush()
 
 
+def update_program(s: Session, shop_id: int, changes: dict[str, Any], now: datetime) -> None:
+    """The admin's checked settings (any of: enabled, points_per_unit, actions, confirm_after_days,
+    expire_after_days, stamp_every, stamp_reward_id, badges_enabled, tier_basis, tier_window_days,
+    tier_grace_days), in the caller's transaction. A new rate is a new rule version (bonuses kept); actions
+    merge, 0 removing one; switching on starts earning from `now` (nothing placed while it was off earns)."""
+    program = s.scalar(select(LoyaltyProgramRow).where(LoyaltyProgramRow.shop_id == shop_id))
+    if program is None:
+        program = LoyaltyProgramRow(shop_id=shop_id, enabled=False, started_at=now, created_at=now, updated_at=now)
+        s.add(program)
+        s.flush()
+    latest = s.execute(select(LoyaltyRule.version, LoyaltyRule.definition).where(LoyaltyRule.shop_id == shop_id)
+                       .order_by(LoyaltyRule.version.desc()).limit(1)).first()
+    rule = rule_from(latest.version, latest.definition) if latest else None
+    rate = changes.get("points_per_unit")
+    if rate is not None and (rule is None or rate != rule.points_per_unit):  # else switch_on makes version 1
+        new_rule(s, shop_id, EarnRule(1, rate, rule.bonuses if rule else ()), now)
+    actions = {**(program.actions or {}), **changes.get("actions", {})}
+    program.actions = {k: v for k, v in actions.items() if v} or None
+    for name in ("confirm_after_days", "expire_after_days", "stamp_every", "stamp_reward_id", "badges_enabled",
+                 "tier_basis", "tier_window_days", "tier_grace_days"):
+        if name in changes:
+            setattr(program, name, changes[name])
+    if changes.get("enabled") is True and not program.enabled:
+        switch_on(s, shop_id, now, confirm_after_days=program.confirm_after_days,
+                  expire_after_days=program.expire_after_days, actions=program.actions)
+        program.started_at = now  # orders placed from now on earn; none placed while the program was off
+    elif changes.get("enabled") is False:
+        program.enabled = False
+    program.updated_at = now
+
+
 def adjust(s: Session, shop_id: int, customer_id: str, amount: object, staff: str, note: str, request_key: str,
            now: datetime) -> Posted:
     """A staff member's manual adjustment: a whole number of points other than zero, who made it and why (a

@@ -358,31 +358,6 @@ def _check_stamp_card(s: Session, form: Form, changes: dict[str, Any]) -> None:
             form.bad("stamp_reward_id", "stamp reward: no such reward in your catalog")
 
 
-def _apply_settings(s: Session, changes: dict[str, Any], now: datetime) -> None:
-    program = _program(s)
-    if program is None:
-        program = LoyaltyProgramRow(shop_id=g.shop_id, enabled=False, started_at=now, created_at=now, updated_at=now)
-        s.add(program)
-        s.flush()
-    rule = _rule(s)
-    rate = changes.get("points_per_unit")
-    if rate is not None and (rule is None or rate != rule.points_per_unit):  # else switch_on makes version 1
-        loyalty.new_rule(s, g.shop_id, EarnRule(1, rate, rule.bonuses if rule else ()), now)
-    actions = {**(program.actions or {}), **changes.get("actions", {})}
-    program.actions = {k: v for k, v in actions.items() if v} or None
-    for name in ("confirm_after_days", "expire_after_days", "stamp_every", "stamp_reward_id", "badges_enabled",
-                 "tier_basis", "tier_window_days", "tier_grace_days"):
-        if name in changes:
-            setattr(program, name, changes[name])
-    if changes.get("enabled") is True and not program.enabled:
-        loyalty.switch_on(s, g.shop_id, now, confirm_after_days=program.confirm_after_days,
-                          expire_after_days=program.expire_after_days, actions=program.actions)
-        program.started_at = now  # orders placed from now on earn; none placed while the program was off
-    elif changes.get("enabled") is False:
-        program.enabled = False
-    program.updated_at = now
-
-
 def _conflict() -> tuple[Response, int]:
     return jsonify(error="The program was changed at the same moment elsewhere. Reload the page and try again."), 409
 
@@ -396,7 +371,7 @@ def save_program() -> Response | tuple[Response, int]:
             changes, problems = _read_settings(s, body)
             if problems:
                 return _invalid(problems)
-            _apply_settings(s, changes, now)
+            loyalty.update_program(s, g.shop_id, changes, now)
     except IntegrityError:  # a rule version saved elsewhere at the same moment
         return _conflict()
     with _c().sessions() as s:
