@@ -1,0 +1,1 @@
+"""Analytics: pure numerics on numpy arrays (numpy and scipy). No Flask, SQLAlchemy, RQ, requests or connectors here."""
