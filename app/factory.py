@@ -22,7 +22,7 @@ def create_app(settings: Settings | None = None, *, container: Container | None 
     app.config.update(SECRET_KEY=settings.secret_key, MAX_CONTENT_LENGTH=None)
     app.extensions["encore"] = container or bootstrap(settings)
 
-    from app.web import admin, loyalty_admin, outbox, proxy, public, webhooks
+    from app.web import admin, csv_import, loyalty_admin, outbox, proxy, public, webhooks
     from app.web import journeys as journeys_web
     from app.web import referrals as referrals_web
     from connectors.shopify import routes as shopify_routes
@@ -30,6 +30,7 @@ def create_app(settings: Settings | None = None, *, container: Container | None 
 
     app.register_blueprint(webhooks.bp)
     app.register_blueprint(admin.bp)
+    app.register_blueprint(csv_import.bp)
     app.register_blueprint(journeys_web.bp)
     app.register_blueprint(loyalty_admin.bp)
     app.register_blueprint(outbox.bp)

@@ -494,6 +494,60 @@
     } catch (e) { oops(e, status); }
   };
 
+  // --- import orders from a CSV file (app/web/csv_import.py): the counts and every bad row with its line -------
+
+  const csvSaid = $("#csv-import").dataset;
+
+  function renderCsvReport(data) {
+    const status = $("#csv-status");
+    const errors = $("#csv-file-errors");
+    errors.replaceChildren();
+    for (const message of data.file_errors) {
+      const li = document.createElement("li");
+      li.textContent = message;
+      errors.appendChild(li);
+    }
+    errors.hidden = data.file_errors.length === 0;
+    status.className = data.file_errors.length || data.bad_rows.length ? "problem" : "ok";
+    status.textContent = data.file_errors.length ? csvSaid.refused : fill(csvSaid.done, {
+      orders: count(data.imported_orders), new: count(data.new_orders), customers: count(data.imported_customers),
+      bad: count(data.bad_rows.length) });
+    const table = $("#csv-bad-rows");
+    const body = table.querySelector("tbody");
+    body.replaceChildren();
+    for (const bad of data.bad_rows) {
+      const row = body.insertRow();
+      row.dataset.line = bad.line;
+      cell(row, bad.line); cell(row, bad.order == null ? "–" : bad.order); cell(row, bad.problems.join(" · "));
+    }
+    table.hidden = data.bad_rows.length === 0;
+  }
+
+  $("#csv-form").onsubmit = async (event) => {
+    event.preventDefault();
+    const status = $("#csv-status");
+    const file = $("#csv-file").files[0];
+    status.className = "";
+    if (!file) { status.textContent = csvSaid.choose; return; }
+    const body = new FormData();
+    body.append("file", file);
+    if ($("#csv-form").elements.platform_ids.checked) body.append("platform_ids", "1");
+    const button = $("#csv-submit");
+    button.disabled = true;
+    status.textContent = csvSaid.importing;
+    try {
+      const response = await request("/api/admin/imports/csv", { method: "POST", body });
+      let data = null;
+      try { data = await response.json(); } catch (e) { data = null; }
+      if (!data || !Array.isArray(data.bad_rows)) throw new Error("/api/admin/imports/csv: HTTP " + response.status);
+      renderCsvReport(data);
+      if (data.imported_orders) render().catch(show);
+    } catch (e) {
+      status.className = "problem";
+      status.textContent = e instanceof SessionExpired ? e.message : String(e);
+    } finally { button.disabled = false; }
+  };
+
   loadJourneys().catch((e) => oops(e));
   loadMessaging().catch((e) => oops(e));
 
