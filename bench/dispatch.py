@@ -957,11 +957,17 @@ def report(results: dict[str, Any], elapsed: float) -> int:
     problems += results.get("profile", {}).get("problems", []) + results.get("lateness", {}).get("problems", [])
     if problems:
         print("FAIL  what was sent did not check out:\n  " + "\n  ".join(problems))
-    RESULTS.mkdir(parents=True, exist_ok=True)
-    (RESULTS / "dispatch.json").write_text(json.dumps(results, indent=2, default=str))
-    print(f"results: {os.path.relpath(RESULTS / 'dispatch.json', Path.cwd())}  (whole run {elapsed:.0f} s)")
+    save_results("dispatch", results, elapsed)
     return 1 if problems else 0
 
+
+
+def save_results(name: str, results: dict[str, Any], elapsed: float) -> None:
+    """bench/results/<name>.json, and a line saying where it went (the benchmarks share it)."""
+    RESULTS.mkdir(parents=True, exist_ok=True)
+    path = RESULTS / f"{name}.json"
+    path.write_text(json.dumps(results, indent=2, default=str))
+    print(f"results: {os.path.relpath(path, Path.cwd())}  (whole run {elapsed:.0f} s)")
 
 if __name__ == "__main__":
     sys.exit(main())

@@ -269,18 +269,23 @@ def start_server(c: Contender, a: argparse.Namespace) -> None:
                                   cwd=ROOT)
     _launched.append(c.proc)
     c.origin = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 40
+    wait_healthy(c.name, c.proc, c.origin, log_path)
+
+def wait_healthy(name: str, proc: subprocess.Popen[bytes], origin: str, log_path: Path, seconds: float = 40) -> None:
+    """Until the server answers /healthz 200; RuntimeError (pointing at its log) if it exits or stays silent."""
+    deadline = time.monotonic() + seconds
     while time.monotonic() < deadline:
-        if c.proc.poll() is not None:
-            raise RuntimeError(f"{c.name}: gunicorn exited with {c.proc.returncode}; see {log_path}")
+        if proc.poll() is not None:
+            raise RuntimeError(f"{name}: gunicorn exited with {proc.returncode}; see {log_path}")
         try:
-            with urllib.request.urlopen(c.origin + "/healthz", timeout=1) as r:
+            with urllib.request.urlopen(origin + "/healthz", timeout=1) as r:
                 if r.status == 200:
                     return
         except OSError:
             pass
         time.sleep(0.2)
-    raise RuntimeError(f"{c.name}: not answering after 40 s; see {log_path}")
+    raise RuntimeError(f"{name}: not answering after {seconds:.0f} s; see {log_path}")
+
 
 
 def post(origin: str, body: bytes, *, event_id: str, signature: str, shop: str = SHOP) -> int:

@@ -39,7 +39,6 @@ customers; >= 200 postings/s on one account); it never fails on timings, only wh
 from __future__ import annotations
 
 import argparse
-import json
 import multiprocessing as mp
 import os
 import platform
@@ -57,7 +56,16 @@ RESULTS = ROOT / "bench" / "results"
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "bench"))
 
-from dispatch import DEFAULT_DB, World, _copy, container_for, finish, machine_busy, postgres_cpu  # noqa: E402
+from dispatch import (  # noqa: E402
+    DEFAULT_DB,
+    World,
+    _copy,
+    container_for,
+    finish,
+    machine_busy,
+    postgres_cpu,
+    save_results,
+)
 from sqlalchemy import insert, select  # noqa: E402
 
 from app import loyalty  # noqa: E402
@@ -396,9 +404,7 @@ def report(results: dict[str, Any], counts: list[int], elapsed: float) -> int:
                 for r in results.get("runs", []) for p in r["problems"]]
     if problems:
         print("FAIL  the books did not check out:\n  " + "\n  ".join(problems))
-    RESULTS.mkdir(parents=True, exist_ok=True)
-    (RESULTS / "ledger.json").write_text(json.dumps(results, indent=2, default=str))
-    print(f"results: {os.path.relpath(RESULTS / 'ledger.json', Path.cwd())}  (whole run {elapsed:.0f} s)")
+    save_results("ledger", results, elapsed)
     return 1 if problems else 0
 
 

@@ -94,6 +94,7 @@ from intake import (  # noqa: E402
     cpu_speed_probe,
     foreign_load,
     free_port,
+    wait_healthy,
     with_search_path,
 )
 from sqlalchemy import select  # noqa: E402
@@ -298,18 +299,7 @@ def start(server: Server, a: argparse.Namespace) -> None:
                                        stdin=subprocess.DEVNULL, start_new_session=True, cwd=ROOT)
     _launched.append(server.proc)  # intake's list: _stop_all stops its process group
     server.origin = f"http://127.0.0.1:{server.port}"
-    deadline = time.monotonic() + 40
-    while time.monotonic() < deadline:
-        if server.proc.poll() is not None:
-            raise RuntimeError(f"{server.name}: gunicorn exited with {server.proc.returncode}; see {log_path}")
-        try:
-            with urllib.request.urlopen(server.origin + "/healthz", timeout=1) as r:
-                if r.status == 200:
-                    return
-        except OSError:
-            pass
-        time.sleep(0.2)
-    raise RuntimeError(f"{server.name}: not answering after 40 s; see {log_path}")
+    wait_healthy(server.name, server.proc, server.origin, log_path)
 
 
 def smoke(server: Server, balances: dict[str, tuple[int, int]], locales: dict[str, str]) -> dict[str, bool]:
