@@ -89,6 +89,8 @@ class Shop(Base):
     webhooks_checked_at: Mapped[datetime | None]
     messaging: Mapped[dict[str, Any] | None]  # sender, support address, frequency cap and quiet hours (app.journeys)
     date_rules_at: Mapped[datetime | None]  # when birthdays, anniversaries, run-outs and win-backs were last looked for
+    feedback: Mapped[dict[str, Any] | None]  # survey routing: alert address, webhook URL, thresholds (app.feedback)
+    analytics_at: Mapped[datetime | None]  # the last nightly analytics refresh began
     installed_at: Mapped[datetime | None]
     uninstalled_at: Mapped[datetime | None]
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
@@ -485,9 +487,122 @@ class SurveyResponse(Base):
     customer_external_id: Mapped[str | None] = mapped_column(String(64))
     order_external_id: Mapped[str | None] = mapped_column(String(64))
     score: Mapped[int]  # 1-5
+    nps: Mapped[int | None]  # 0-10, "how likely are you to recommend us"; None on answers from before it was asked
     comment: Mapped[str | None] = mapped_column(Text)
     created_at: Mapped[datetime]
     updated_at: Mapped[datetime]
+
+
+class FeedbackItem(Base):
+    """A low survey answer staff must follow up: open until someone marks it resolved. Carries the alert's
+    delivery (email to the shop's address, and the optional outbound webhook), retried until done."""
+
+    __tablename__ = "feedback_items"
+    __table_args__ = (UniqueConstraint("shop_id", "response_id"), Index("ix_feedback_items_open", "shop_id", "status", "created_at"),
+                      Index("ix_feedback_items_alert_due", "alert_status", "alert_next_at"))
+
+    id: Mapped[int] = mapped_column(Id, primary_key=True)
+    shop_id: Mapped[int] = mapped_column(ForeignKey("shops.id", ondelete="CASCADE"))
+    response_id: Mapped[int] = mapped_column(ForeignKey("survey_responses.id", ondelete="CASCADE"))
+    customer_external_id: Mapped[str | None] = mapped_column(String(64))
+    order_external_id: Mapped[str | None] = mapped_column(String(64))
+    reason: Mapped[str] = mapped_column(String(32))  # low_satisfaction / detractor / both
+    status: Mapped[str] = mapped_column(String(16), default="open")  # open / resolved
+    resolved_by: Mapped[str | None] = mapped_column(String(255))
+    resolution_note: Mapped[str | None] = mapped_column(Text)
+    resolved_at: Mapped[datetime | None]
+    alert_status: Mapped[str] = mapped_column(String(16), default="pending")  # pending / sent / failed / none
+    alert_detail: Mapped[dict[str, Any] | None]  # each destination's outcome: {"email": "sent", "webhook": ...}
+    alert_attempts: Mapped[int] = mapped_column(default=0)
+    alert_next_at: Mapped[datetime | None]
+    alert_lease_until: Mapped[datetime | None]
+    alert_error: Mapped[str | None] = mapped_column(Text)
+    created_at: Mapped[datetime]
+    updated_at: Mapped[datetime]
+
+
+class Segment(Base):
+    """A group of customers journeys and rewards can target: rule-based (the merchant's rules, app.segments) or
+    one of the RFM segments Encore computes nightly (kind "rfm", not editable)."""
+
+    __tablename__ = "segments"
+    __table_args__ = (UniqueConstraint("shop_id", "key"),)
+
+    id: Mapped[int] = mapped_column(Id, primary_key=True)
+    shop_id: Mapped[int] = mapped_column(ForeignKey("shops.id", ondelete="CASCADE"))
+    key: Mapped[str] = mapped_column(String(64))  # what conditions name ("vip-spenders", "rfm:champions")
+    name: Mapped[str] = mapped_column(String(255))
+    kind: Mapped[str] = mapped_column(String(8), default="rule")  # rule / rfm
+    rules: Mapped[dict[str, Any]] = mapped_column(default=dict)  # {"match": "all", "rules": [...]}
+    size: Mapped[int] = mapped_column(default=0)  # members at the last refresh
+    refreshed_at: Mapped[datetime | None]
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class SegmentMember(Base):
+    """Who is in a segment as of its last refresh (a refresh replaces a segment's members in one transaction)."""
+
+    __tablename__ = "segment_members"
+    __table_args__ = (Index("ix_segment_members_customer", "shop_id", "customer_external_id"),)
+
+    segment_id: Mapped[int] = mapped_column(ForeignKey("segments.id", ondelete="CASCADE"), primary_key=True)
+    customer_external_id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    shop_id: Mapped[int] = mapped_column(ForeignKey("shops.id", ondelete="CASCADE"))
+
+
+class CustomerMetrics(Base):
+    """A customer's figures as of the shop's last analytics refresh: history (orders, revenue, first and last
+    order), RFM scores and segment, and the lifetime model's predictions (None when the shop is too small to fit)."""
+
+    __tablename__ = "customer_metrics"
+
+    shop_id: Mapped[int] = mapped_column(ForeignKey("shops.id", ondelete="CASCADE"), primary_key=True)
+    customer_external_id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    orders: Mapped[int]
+    revenue: Mapped[Decimal]  # net of refunds, shop currency: the historic customer lifetime value
+    first_order_at: Mapped[datetime]
+    last_order_at: Mapped[datetime]
+    rfm_r: Mapped[int]  # 1-5 quintile scores, 5 best
+    rfm_f: Mapped[int]
+    rfm_m: Mapped[int]
+    rfm_segment: Mapped[str] = mapped_column(String(24))
+    p_alive: Mapped[float | None]
+    expected_orders_90d: Mapped[float | None]
+    expected_next_order_at: Mapped[datetime | None]
+    predicted_clv: Mapped[Decimal | None]
+    refreshed_at: Mapped[datetime]
+
+
+class ProductReorderInterval(Base):
+    """Per product, the median days between a customer's repeat purchases of it (learned nightly), and the
+    merchant's own interval when they set one; the replenishment journey reads it."""
+
+    __tablename__ = "product_reorder_intervals"
+
+    shop_id: Mapped[int] = mapped_column(ForeignKey("shops.id", ondelete="CASCADE"), primary_key=True)
+    product_external_id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    median_days: Mapped[float | None]  # learned; None when too few repeat purchases
+    repeats: Mapped[int] = mapped_column(default=0)  # the repeat purchases it was learned from
+    merchant_days: Mapped[int | None]  # set by the merchant: stands for the learned one
+    refreshed_at: Mapped[datetime | None]
+
+
+class AnalyticsRun(Base):
+    """One analytics refresh of a shop (nightly, or asked for): its status and the shop-level figures it computed
+    (repeat rate, time between orders, cohorts, the model's fit or why there was none), which the admin reads."""
+
+    __tablename__ = "analytics_runs"
+    __table_args__ = (Index("ix_analytics_runs_shop", "shop_id", "started_at"),)
+
+    id: Mapped[int] = mapped_column(Id, primary_key=True)
+    shop_id: Mapped[int] = mapped_column(ForeignKey("shops.id", ondelete="CASCADE"))
+    status: Mapped[str] = mapped_column(String(16))  # running / done / failed
+    summary: Mapped[dict[str, Any] | None]
+    error: Mapped[str | None] = mapped_column(Text)
+    lease_until: Mapped[datetime | None]
+    started_at: Mapped[datetime]
+    finished_at: Mapped[datetime | None]
 
 
 class LoyaltyProgramRow(Base):
@@ -509,6 +624,7 @@ class LoyaltyProgramRow(Base):
     stamp_every: Mapped[int | None]  # a stamp card: every Nth paid order earns stamp_reward (None: no card)
     stamp_reward_id: Mapped[int | None] = mapped_column(ForeignKey("rewards.id", ondelete="SET NULL"))
     badges_enabled: Mapped[bool] = mapped_column(default=True)
+    holdout_percent: Mapped[int] = mapped_column(default=0)  # this share of customers is left out, to measure lift
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(default=utcnow)
 
@@ -619,6 +735,7 @@ class Reward(Base):
     cost: Mapped[int]  # points
     enabled: Mapped[bool] = mapped_column(default=True)
     valid_days: Mapped[int] = mapped_column(default=90)  # how long a code bought with it works
+    segment_id: Mapped[int | None] = mapped_column(ForeignKey("segments.id"))  # only this segment's members may redeem
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(default=utcnow)
 
@@ -701,6 +818,7 @@ class ReferralProgramRow(Base):
     wait_days: Mapped[int] = mapped_column(default=30)  # the friend's order must pass this return window
     cap_per_referrer: Mapped[int | None]  # rewards a referrer can get in cap_window_days (None: no cap)
     cap_window_days: Mapped[int] = mapped_column(default=30)
+    holdout_percent: Mapped[int] = mapped_column(default=0)  # this share of customers gets no referral link
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(default=utcnow)
 
@@ -756,8 +874,8 @@ class Referral(Base):
     updated_at: Mapped[datetime]
 
 
-SHOP_TABLES = [Referral, ReferralCode, ReferralProgramRow, CustomerBadge, Stamp, TierChange, LoyaltyTier, Redemption,
-               Reward, LedgerEntry, LoyaltyAccount, LoyaltyRule,
+SHOP_TABLES = [AnalyticsRun, ProductReorderInterval, CustomerMetrics, SegmentMember, FeedbackItem, Referral, ReferralCode, ReferralProgramRow, CustomerBadge, Stamp, TierChange, LoyaltyTier, Redemption,
+               Reward, Segment, LedgerEntry, LoyaltyAccount, LoyaltyRule,
                LoyaltyProgramRow, SurveyResponse, ContactPreference, Attribution, MessageClick, Message, Enrollment,
                JourneyVersion, JourneyRow, HistoryImport, DataExport, EventRow, InboxRow, Checkout, Refund,
                Fulfillment, OrderLine, Order, Product, Customer]
