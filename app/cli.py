@@ -104,6 +104,7 @@ def worker(burst: bool, dispatching: bool) -> None:
     from rq.serializers import JSONSerializer
 
     from app import connections, imports, inbox, shops
+    from app.analytics import refresh
     from app.bootstrap import bootstrap
     from app.queue import RQQueue
 
@@ -115,10 +116,13 @@ def worker(burst: bool, dispatching: bool) -> None:
     stop = threading.Event()
 
     def relay() -> None:
-        last_keep_alive = last_reconcile = 0.0
+        last_keep_alive = last_reconcile = last_alerts = 0.0
         while not stop.wait(0.25):
             try:
                 inbox.relay(c)
+                if time.monotonic() - last_alerts > 5:
+                    last_alerts = time.monotonic()
+                    c.queue.enqueue("deliver_feedback_alerts")  # a low survey answer reaches the merchant at once
                 if time.monotonic() - last_reconcile > 60:
                     last_reconcile = time.monotonic()
                     for shop_id in connections.due_for_reconciling(c):
@@ -127,6 +131,8 @@ def worker(burst: bool, dispatching: bool) -> None:
                     c.queue.enqueue("date_rules")  # each shop at most hourly, whoever runs it
                     c.queue.enqueue("issue_rewards")  # reward codes the store was too busy for
                     c.queue.enqueue("loyalty_sweep")  # returns windows and expiry, each shop at most hourly
+                    for shop_id in refresh.due(c, c.clock.now()):  # nightly, one job per shop, held by a lease
+                        c.queue.enqueue("refresh_analytics", shop_id)
                 if time.monotonic() - last_keep_alive > 900:
                     last_keep_alive = time.monotonic()
                     shops.keep_alive(c)

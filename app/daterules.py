@@ -10,7 +10,9 @@ missed hour (or day) loses nothing and a moment seen twice enrolls once (one enr
 
 The reads are set-based: one query per rule and shop, whatever the number of customers; what SQLite and
 PostgreSQL would compute differently (month and day of a date, medians, zones) is done in Python by the pure
-functions of app.core.dates.
+functions of app.core.dates. A product's reorder interval is the one stored in `product_reorder_intervals` (the
+merchant's own, else the median the nightly analytics refresh learned); only a shop never refreshed has its
+intervals learned here, from every purchase, at each scan.
 """
 
 from __future__ import annotations
@@ -20,7 +22,7 @@ from datetime import datetime, timedelta
 from typing import TYPE_CHECKING
 
 import structlog
-from sqlalchemy import and_, func, or_, select, update
+from sqlalchemy import ColumnElement, Float, and_, cast, func, or_, select, update
 from sqlalchemy.orm import Session
 
 from app.core import dates
@@ -28,7 +30,17 @@ from app.core.enrollment import DateReached, enroll_on_date
 from app.core.journeys import enrollment_key
 from app.core.ports import LiveJourney
 from app.db.engine import rowcount
-from app.db.models import Customer, Enrollment, LoyaltyAccount, LoyaltyProgramRow, Order, OrderLine, Shop
+from app.db.models import (
+    AnalyticsRun,
+    Customer,
+    Enrollment,
+    LoyaltyAccount,
+    LoyaltyProgramRow,
+    Order,
+    OrderLine,
+    ProductReorderInterval,
+    Shop,
+)
 from app.db.uow import SqlUnitOfWork
 
 if TYPE_CHECKING:
@@ -76,22 +88,46 @@ def anniversaries(s: Session, shop_id: int, shop_tz: str, start: datetime, end: 
     return dates.anniversaries_due(firsts.values(), start, end)
 
 
-def merchant_intervals(s: Session, shop_id: int) -> dict[str, timedelta]:
-    """Reorder intervals a merchant set on products (product id -> interval); they stand for the learned ones.
+def _interval_days() -> ColumnElement[float | None]:
+    """A product's stored reorder interval in days: the merchant's own where set, else the learned median."""
+    p = ProductReorderInterval
+    return func.coalesce(cast(p.merchant_days, Float), p.median_days)
 
-    The hook for a later products.reorder_interval column (or a journey setting): none exist yet, so every
-    interval is learned from the shop's own history."""
-    return {}
+
+def stored_intervals(s: Session, shop_id: int) -> dict[str, timedelta]:
+    """Reorder intervals stored per product (product id -> interval): the merchant's own days where set (0: never
+    remind), else the median the nightly analytics refresh learned (`app.analytics.refresh`)."""
+    p = ProductReorderInterval
+    rows = s.execute(select(p.product_external_id, _interval_days()).where(p.shop_id == shop_id,
+                                                                         _interval_days().is_not(None)))
+    return {product: timedelta(days=float(days)) for product, days in rows if days is not None}
+
+
+def refreshed(s: Session, shop_id: int) -> bool:
+    """Whether the shop's analytics were refreshed (so its reorder intervals are learned nightly, not here)."""
+    return s.scalar(select(AnalyticsRun.id).where(AnalyticsRun.shop_id == shop_id, AnalyticsRun.status == "done")
+                    .limit(1)) is not None
 
 
 def replenishments(s: Session, shop_id: int, shop_tz: str, start: datetime, end: datetime) -> list[dates.Due]:
-    rows = s.execute(
-        select(Order.customer_external_id, Order.external_id, Order.created_at, OrderLine.product_external_id,
-               OrderLine.quantity, Customer.id, Customer.redacted_at)
-        .join(OrderLine, OrderLine.order_id == Order.id)
-        .outerjoin(Customer, and_(Customer.shop_id == shop_id, Customer.external_id == Order.customer_external_id))
-        .where(Order.shop_id == shop_id, Order.cancelled_at.is_(None), Order.status != "cancelled",
-               Order.customer_external_id.is_not(None), OrderLine.product_external_id.is_not(None)))
+    """Latest purchases of consumable products whose reminder came due. A shop the nightly refresh has learned the
+    intervals of reads only the purchases of products with a stored interval, and learns nothing here; a shop never
+    refreshed learns them from all its purchases (`dates.replenishments_due`), the stored ones standing for those."""
+    intervals = stored_intervals(s, shop_id)
+    nightly = refreshed(s, shop_id)
+    if nightly and not intervals:
+        return []
+    query = (select(Order.customer_external_id, Order.external_id, Order.created_at, OrderLine.product_external_id,
+                    OrderLine.quantity, Customer.id, Customer.redacted_at)
+             .join(OrderLine, OrderLine.order_id == Order.id)
+             .outerjoin(Customer, and_(Customer.shop_id == shop_id, Customer.external_id == Order.customer_external_id))
+             .where(Order.shop_id == shop_id, Order.cancelled_at.is_(None), Order.status != "cancelled",
+                    Order.customer_external_id.is_not(None), OrderLine.product_external_id.is_not(None)))
+    if nightly:  # every product read has its interval stored, so the learning below changes nothing
+        p = ProductReorderInterval
+        query = query.where(OrderLine.product_external_id.in_(
+            select(p.product_external_id).where(p.shop_id == shop_id, _interval_days() > 0)))
+    rows = s.execute(query)
     quantities: dict[tuple[str, str], int] = {}
     seen: dict[tuple[str, str], tuple[str, datetime]] = {}
     reachable: set[str] = set()
@@ -105,7 +141,7 @@ def replenishments(s: Session, shop_id: int, shop_tz: str, start: datetime, end:
             reachable.add(customer)
     purchases = [dates.Purchase(customer, order_id, product, at, quantities[(order_id, product)] or 1)
                  for (order_id, product), (customer, at) in seen.items()]
-    due = dates.replenishments_due(purchases, start, end, intervals=merchant_intervals(s, shop_id))
+    due = dates.replenishments_due(purchases, start, end, intervals=intervals)
     return [d for d in due if d.customer_id in reachable]
 
 

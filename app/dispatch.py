@@ -36,7 +36,7 @@ from sqlalchemy import Table, bindparam, or_, select, text, update
 from sqlalchemy.orm import Session
 
 from app import journeys as jr
-from app import links, preferences, rendering
+from app import links, preferences, referrals, rendering, segments
 from app import message_context as mc
 from app.core.journeys import (
     Category,
@@ -44,6 +44,7 @@ from app.core.journeys import (
     Contact,
     Defer,
     Facts,
+    Journey,
     Policy,
     Send,
     Skip,
@@ -230,6 +231,9 @@ class Dispatcher:
                 [(e.shop_id, e.order_external_id) for e in enrollments.values()],
                 [(e.shop_id, e.checkout_external_id) for e in enrollments.values()])
             history = self._marketing_history(s, claimed, now)
+            loaded.memo[TARGETS] = segments.targeting(s, [  # segments and tiers, for the steps whose conditions ask
+                (x.shop_id, x.customer_id) for x in claimed
+                if _targets(self._version(s, enrollments[x.enrollment_id].version_id).journey, x.step)])
             # When the frequency cap must choose among a customer's messages, the higher priority goes first.
             for x in sorted(claimed, key=lambda m: (-m.priority, m.first_due_at or now, m.id)):
                 if x.category == "marketing" and (x.shop_id, x.customer_id) in busy:
@@ -284,6 +288,10 @@ class Dispatcher:
         if step.condition is not None:
             if step.condition.any_collection:
                 facts = replace(facts, collections=self._collections(x.shop_id, sorted(facts.products)))
+            if step.condition.any_segment or step.condition.any_tier:
+                keys, tier = cast(segments.Targets, loaded.memo.get(TARGETS, {})).get((x.shop_id, x.customer_id or ""),
+                                                                                      (frozenset(), None))
+                facts = replace(facts, segments=keys, tier=tier)
             if not holds(step.condition, facts):
                 return Result("skipped", reason="condition not met")
         pref = loaded.prefs.get((x.shop_id, x.customer_id)) if x.customer_id else None
@@ -373,7 +381,9 @@ class Dispatcher:
             preferences=links.preferences_url(settings, x.shop_id, customer_id) if customer_id else None,
             unsubscribe=links.unsubscribe_url(settings, x.shop_id, customer_id, x.id) if customer_id else None,
             review=mc.review_url(loaded, shop, enrollment.order_external_id),
-            survey=links.survey_url(settings, x.id) if "links.survey" in uses else None)
+            survey=links.survey_url(settings, x.id) if "links.survey" in uses else None,
+            referral=referrals.link_for(self.c, x.shop_id, customer_id, now)
+            if customer_id and "links.referral" in uses else None)
         context = rendering.RenderContext(
             shop=mc.shop_of(shop, messaging.support_email),
             customer=mc.customer_of(customer, shop, enrollment.email),
@@ -529,6 +539,13 @@ class Dispatcher:
 
 
 _LIBRARY = set(jr.DEFAULTS)
+TARGETS = "targets"  # the batch's customers' segments and tiers, in Loaded.memo
+
+
+def _targets(journey: Journey, step_key: str) -> bool:
+    """Whether the step's condition names segments or tiers (read for its customer, once per batch)."""
+    step = next((st for st in journey.steps if st.key == step_key), None)
+    return step is not None and step.condition is not None and bool(step.condition.any_segment or step.condition.any_tier)
 
 
 def _lock_key(shop_id: int, customer_id: str) -> int:

@@ -22,21 +22,37 @@ def create_app(settings: Settings | None = None, *, container: Container | None 
     app.config.update(SECRET_KEY=settings.secret_key, MAX_CONTENT_LENGTH=None)
     app.extensions["encore"] = container or bootstrap(settings)
 
-    from app.web import admin, csv_import, loyalty_admin, outbox, proxy, public, webhooks
+    from app.web import (
+        admin,
+        analytics_admin,
+        csv_import,
+        feedback_admin,
+        loyalty_admin,
+        outbox,
+        pages,
+        proxy,
+        public,
+        webhooks,
+    )
     from app.web import journeys as journeys_web
     from app.web import referrals as referrals_web
+    from app.web import segments_admin as segments_web
     from connectors.shopify import routes as shopify_routes
     from connectors.woocommerce import routes as woocommerce_routes
 
+    app.context_processor(pages.nav_context)
     app.register_blueprint(webhooks.bp)
     app.register_blueprint(admin.bp)
+    app.register_blueprint(analytics_admin.bp)
     app.register_blueprint(csv_import.bp)
     app.register_blueprint(journeys_web.bp)
     app.register_blueprint(loyalty_admin.bp)
+    app.register_blueprint(feedback_admin.bp)
     app.register_blueprint(outbox.bp)
     app.register_blueprint(public.bp)
     app.register_blueprint(proxy.bp)
     app.register_blueprint(referrals_web.bp)
+    app.register_blueprint(segments_web.bp)
     app.register_blueprint(shopify_routes.bp)
     app.register_blueprint(woocommerce_routes.bp)
 

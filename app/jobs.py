@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from app import connections, daterules, imports, inbox, loyalty, referrals, rewards, shops
+from app import connections, daterules, feedback, imports, inbox, loyalty, referrals, rewards, shops
+from app.analytics import refresh
 from app.bootstrap import current
 
 
@@ -43,6 +44,17 @@ def loyalty_sweep() -> int:
         c, c.clock.now(), lambda shop_id: shops.store_platform(c, shop_id))
 
 
+def refresh_analytics(shop_id: int) -> bool:
+    """One shop's nightly analytics refresh (nothing when another run holds the shop or it is no longer due)."""
+    c = current()
+    return refresh.refresh(c, int(shop_id), c.clock.now(), due_only=True) is not None
+
+
+def deliver_feedback_alerts() -> int:
+    c = current()
+    return feedback.deliver_due(c, c.clock.now())
+
+
 def relay() -> int:
     return inbox.relay(current())
 
@@ -56,5 +68,8 @@ def sweep() -> int:
     daterules.run(c, c.clock.now())
     rewards.issue_due(c, c.clock.now(), lambda shop_id: shops.store_platform(c, shop_id))
     loyalty_sweep()
+    feedback.deliver_due(c, c.clock.now())
+    for shop_id in refresh.due(c, c.clock.now()):  # a run holds its shop by a lease: a second enqueue does nothing
+        c.queue.enqueue("refresh_analytics", shop_id)
     imports.relay(c)
     return inbox.relay(c)

@@ -28,6 +28,8 @@ ORDER_EXITS = frozenset({"OrderCancelled", "OrderRefunded"})
 
 # Date rules: journeys whose trigger is a moment Encore computes (app/daterules.py), not a domain event.
 DATE_RULES = ("Birthday", "FirstOrderAnniversary", "Replenishment", "WinBack", "PointsExpiring")
+# Triggers that carry no incentive: a reward for a positive answer would buy the praise (app/surveys.py).
+REWARD_FREE = frozenset({"OrderPraised"})
 
 
 def _step(key: str, *, delay: timedelta = timedelta(0), send_at: time | None = None, latest: timedelta | None = None,
@@ -69,6 +71,8 @@ DEFAULTS: dict[str, Journey] = {j.key: j for j in (
     Journey("points_expiry", 1, "PointsExpiring", _step("points_expiry", send_at=time(10, 0)),
             Category.TRANSACTIONAL, frozenset(), priority=50),
     Journey("vip_tier", 1, "TierChanged", _step("vip_tier"), Category.TRANSACTIONAL, frozenset(), priority=50),
+    Journey("review_invite", 1, "OrderPraised", _step("review_invite", delay=timedelta(hours=1)),
+            Category.TRANSACTIONAL, ORDER_EXITS, priority=55),
 )}
 
 
@@ -161,6 +165,9 @@ def check(journey: Journey, templates: dict[str, TemplateSource | None], languag
             problems.append(f"step {step.key}: the incentive needs a value above zero")
         if step.incentive is not None and step.incentive.kind == "percent" and step.incentive.value > 100:
             problems.append(f"step {step.key}: a percentage cannot be above 100")
+        if step.incentive is not None and journey.trigger in REWARD_FREE:
+            problems.append(f"step {step.key}: no incentive on a journey a positive survey answer starts (a reward "
+                            "is for completing the survey, never for the answer)")
         source = templates.get(step.key)
         if source is not None:
             found: list[TemplateProblem] = rendering.validate(source, language)

@@ -25,6 +25,7 @@ from sqlalchemy import Table, bindparam, case, func, or_, select, update
 from sqlalchemy.orm import Session, aliased
 
 from app import badges, tiers
+from app.core import lift
 from app.core.events import CustomerUpserted, DomainEvent
 from app.core.loyalty import Account, Balance, Bonus, EarnRule, Entry, LoyaltyError, NotEnoughPoints, Posting, Reason
 from app.db.engine import among, insert_for, rowcount
@@ -216,13 +217,15 @@ ACTIONS = ("signup", "birthday", "survey", "review", "referral")
 
 def award_action(s: Session, shop_id: int, customer_id: str, action: str, key: str, now: datetime) -> int:
     """The points the shop's program gives for `action` (one of ACTIONS), once per `key`; 0 when the program is
-    off or gives nothing for it. In the caller's transaction."""
+    off, gives nothing for it, or holds the customer out. In the caller's transaction."""
     if action not in ACTIONS:
         raise LoyaltyError(f"unknown action {action!r}")
+    row = s.execute(select(LoyaltyProgramRow.enabled, LoyaltyProgramRow.actions, LoyaltyProgramRow.holdout_percent)
+                    .where(LoyaltyProgramRow.shop_id == shop_id)).first()
+    if row is not None and lift.held_out(shop_id, lift.LOYALTY, customer_id, row.holdout_percent):
+        return 0  # the program's holdout earns nothing, badges neither
     if action in badges.FOR_ACTION:  # a badge for the deed, whatever it earns in points
         badges.award(s, shop_id, customer_id, badges.FOR_ACTION[action], now, {"key": key})
-    row = s.execute(select(LoyaltyProgramRow.enabled, LoyaltyProgramRow.actions)
-                    .where(LoyaltyProgramRow.shop_id == shop_id)).first()
     amount = int((row.actions or {}).get(action) or 0) if row is not None and row.enabled else 0
     if amount <= 0:
         return 0
@@ -266,7 +269,7 @@ def switch_on(s: Session, shop_id: int, now: datetime, *, points_per_unit: Decim
 def update_program(s: Session, shop_id: int, changes: dict[str, Any], now: datetime) -> None:
     """The admin's checked settings (any of: enabled, points_per_unit, actions, confirm_after_days,
     expire_after_days, stamp_every, stamp_reward_id, badges_enabled, tier_basis, tier_window_days,
-    tier_grace_days), in the caller's transaction. A new rate is a new rule version (bonuses kept); actions
+    tier_grace_days, holdout_percent), in the caller's transaction. A new rate is a new rule version (bonuses kept); actions
     merge, 0 removing one; switching on starts earning from `now` (nothing placed while it was off earns)."""
     program = s.scalar(select(LoyaltyProgramRow).where(LoyaltyProgramRow.shop_id == shop_id))
     if program is None:
@@ -282,7 +285,7 @@ def update_program(s: Session, shop_id: int, changes: dict[str, Any], now: datet
     actions = {**(program.actions or {}), **changes.get("actions", {})}
     program.actions = {k: v for k, v in actions.items() if v} or None
     for name in ("confirm_after_days", "expire_after_days", "stamp_every", "stamp_reward_id", "badges_enabled",
-                 "tier_basis", "tier_window_days", "tier_grace_days"):
+                 "tier_basis", "tier_window_days", "tier_grace_days", "holdout_percent"):
         if name in changes:
             setattr(program, name, changes[name])
     if changes.get("enabled") is True and not program.enabled:

@@ -33,6 +33,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from app import badges, loyalty
+from app.core import lift
 from app.core.events import DomainEvent, OrderCancelled, OrderPaid, OrderRefunded
 from app.core.loyalty import CODE_PREFIX, Balance, Entry, Posting, Reason, reward_code
 from app.core.ports import DiscountRequest, StoreBusy, StorePlatform
@@ -84,11 +85,17 @@ def program(s: Session, shop_id: int) -> ReferralProgramRow | None:
 
 def configure(s: Session, shop_id: int, *, enabled: bool, friend_kind: str, friend_value: Decimal | None,
               friend_valid_days: int, referrer_points: int | None = None, referrer_reward_id: int | None = None,
-              wait_days: int, cap_per_referrer: int | None, cap_window_days: int, now: datetime) -> ReferralProgramRow:
-    """Save the shop's program (ReferralError, and nothing saved, when a setting is wrong)."""
+              wait_days: int, cap_per_referrer: int | None, cap_window_days: int, holdout_percent: int | None = None,
+              now: datetime) -> ReferralProgramRow:
+    """Save the shop's program (ReferralError, and nothing saved, when a setting is wrong). The holdout's share
+    stays as it was when not given."""
     settings = Settings(enabled, friend_kind, None if friend_kind == "free_shipping" else friend_value,
                         friend_valid_days, referrer_points, referrer_reward_id, wait_days, cap_per_referrer,
                         cap_window_days)
+    try:
+        holdout = None if holdout_percent is None else lift.holdout_percent(holdout_percent)
+    except lift.HoldoutError as exc:
+        raise ReferralError(str(exc)) from None
     if referrer_reward_id is not None:
         reward = s.get(Reward, referrer_reward_id)
         if reward is None or reward.shop_id != shop_id:
@@ -99,6 +106,8 @@ def configure(s: Session, shop_id: int, *, enabled: bool, friend_kind: str, frie
         s.add(row)
     for name, value in vars(settings).items():
         setattr(row, name, value)
+    if holdout is not None:
+        row.holdout_percent = holdout
     row.updated_at = now
     s.flush()
     return row
@@ -111,7 +120,8 @@ def program_data(row: ReferralProgramRow | None) -> dict[str, Any]:
             "friend_value": None if row.friend_value is None else format(row.friend_value.normalize(), "f"),
             "friend_valid_days": row.friend_valid_days, "referrer_points": row.referrer_points,
             "referrer_reward_id": row.referrer_reward_id, "wait_days": row.wait_days,
-            "cap_per_referrer": row.cap_per_referrer, "cap_window_days": row.cap_window_days}
+            "cap_per_referrer": row.cap_per_referrer, "cap_window_days": row.cap_window_days,
+            "holdout_percent": row.holdout_percent}
 
 
 # --- codes, links and what shoppers read ---------------------------------------------------------------------
@@ -190,10 +200,13 @@ def referrer_offer(s: Session, row: ReferralProgramRow, locale: str) -> str:
 
 
 def widget_data(s: Session, shop_id: int, customer_id: str, locale: str, now: datetime) -> dict[str, Any] | None:
-    """What the storefront widget shows a customer about referring friends, None when the program is off. May
-    draw the customer's code: in the caller's transaction."""
+    """What the storefront widget shows a customer about referring friends, None when the program is off or
+    holds the customer out (no code is drawn for them: `app.core.lift`). May draw the customer's code: in the
+    caller's transaction."""
     row, shop = program(s, shop_id), s.get(Shop, shop_id)
     if row is None or not row.enabled or shop is None:
+        return None
+    if lift.held_out(shop_id, lift.REFERRALS, customer_id, row.holdout_percent or 0):
         return None
     code = code_for(s, shop_id, customer_id, now)
     mine = (Referral.shop_id == shop_id, Referral.referrer_external_id == customer_id)
@@ -537,3 +550,11 @@ def override(c: Container, shop_id: int, referral_id: int, *, staff: str, note: 
         r, row = s.get(Referral, referral_id), program(s, shop_id)
         assert r is not None and row is not None
         _give(s, r, row, now, staff=staff.strip()[:255], note=note.strip())
+
+
+def link_for(c: Container, shop_id: int, customer_id: str, now: datetime) -> str | None:
+    """The customer's referral link for a message (their code drawn and committed on first use), None when the
+    program is off or holds them out: what the storefront widget would show them (`widget_data`)."""
+    with c.sessions() as s, s.begin():
+        data = widget_data(s, shop_id, customer_id, "en", now)
+    return str(data["link"]) if data else None

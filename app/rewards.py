@@ -2,8 +2,9 @@
 
 Redeeming is two steps, so that points and codes can never part ways:
 
-1. One transaction: the reward must exist and be switched on, the request must be new (its key is unique per
-   shop), and the points are debited through the ledger (`NotEnoughPoints` otherwise). The redemption is stored
+1. One transaction: the reward must exist and be switched on, the customer must be in its segment when it is
+   limited to one (`NotForCustomer`), the request must be new (its key is unique per shop), and the points are
+   debited through the ledger (`NotEnoughPoints` otherwise). The redemption is stored
    `issuing` with its code, drawn once (`core.loyalty.reward_code`: readable, unguessable, unique per shop).
 2. The code is written into the store (`StorePlatform.create_discount`: single use, limited to the customer,
    valid for the reward's days). Writing the same code twice is no error for the stores, so a retry after a
@@ -26,11 +27,11 @@ from sqlalchemy import or_, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
-from app import loyalty
+from app import loyalty, segments
 from app.bootstrap import Container
 from app.core.loyalty import CODE_PREFIX, Balance, Entry, LoyaltyError, Posting, Reason, reward_code
 from app.core.ports import DiscountRequest, StoreBusy, StorePlatform
-from app.db.models import Customer, Redemption, Reward, Shop
+from app.db.models import Customer, Redemption, Reward, Segment, Shop
 
 log = structlog.get_logger(__name__)
 
@@ -41,6 +42,10 @@ LEASE = timedelta(seconds=60)
 
 class RewardUnavailable(LoyaltyError):
     pass
+
+
+class NotForCustomer(LoyaltyError):
+    """The reward is limited to a segment (`rewards.segment_id`) the customer is not in."""
 
 
 class AlreadyRedeemed(LoyaltyError):
@@ -64,9 +69,11 @@ def _issued(r: Redemption) -> Issued:
 
 
 def add_reward(s: Session, shop_id: int, title: str, kind: str, value: Decimal | None, cost: int, now: datetime,
-               *, valid_days: int = 90, enabled: bool = True, product_id: str | None = None) -> int:
+               *, valid_days: int = 90, enabled: bool = True, product_id: str | None = None,
+               segment_id: int | None = None) -> int:
     """A catalog item. A free product names the product and its unit price (`value`): its code takes that price
-    off one unit of that product, which is what "free" means at a checkout that sells it at that price."""
+    off one unit of that product, which is what "free" means at a checkout that sells it at that price. With a
+    `segment_id`, only that segment's members may redeem it."""
     if kind not in KINDS:
         raise LoyaltyError(f"a reward is one of {', '.join(KINDS)}")
     if cost <= 0:
@@ -75,9 +82,13 @@ def add_reward(s: Session, shop_id: int, title: str, kind: str, value: Decimal |
         raise LoyaltyError("an amount or percent reward needs a value above zero (a percent at most 100)")
     if (kind == "free_product") != bool(product_id and product_id.strip()):
         raise LoyaltyError("a free product reward names its product (and only it does)")
+    if segment_id is not None and s.scalar(select(Segment.id).where(Segment.id == segment_id,
+                                                                    Segment.shop_id == shop_id)) is None:
+        raise LoyaltyError("a reward can only be limited to one of the shop's segments")
     reward = Reward(shop_id=shop_id, title=title, kind=kind, value=None if kind == "free_shipping" else value,
                     product_external_id=product_id.strip() if product_id else None,
-                    cost=cost, enabled=enabled, valid_days=valid_days, created_at=now, updated_at=now)
+                    cost=cost, enabled=enabled, valid_days=valid_days, segment_id=segment_id, created_at=now,
+                    updated_at=now)
     s.add(reward)
     s.flush()
     return reward.id
@@ -85,8 +96,8 @@ def add_reward(s: Session, shop_id: int, title: str, kind: str, value: Decimal |
 
 def redeem(c: Container, shop_id: int, customer_id: str, reward_id: int, request_key: str, now: datetime,
            platform_for: Callable[[int], StorePlatform]) -> Issued:
-    """Spend the reward's points and write its code into the store. Raises RewardUnavailable, NotEnoughPoints
-    or AlreadyRedeemed (with the first redemption) and then nothing has changed."""
+    """Spend the reward's points and write its code into the store. Raises RewardUnavailable, NotForCustomer,
+    NotEnoughPoints or AlreadyRedeemed (with the first redemption) and then nothing has changed."""
     for _ in range(3):  # a code drawn twice in one shop (50 bits: never, but the constraint decides) draws again
         try:
             redemption_id = _debit(c, shop_id, customer_id, reward_id, request_key, now)
@@ -108,6 +119,9 @@ def _debit(c: Container, shop_id: int, customer_id: str, reward_id: int, request
         reward = s.get(Reward, reward_id)
         if reward is None or reward.shop_id != shop_id or not reward.enabled:
             raise RewardUnavailable("this reward does not exist or is switched off")
+        if reward.segment_id is not None and not segments.is_member(s, reward.segment_id, customer_id):
+            raise NotForCustomer("this reward is only for the customers of one of the shop's segments, and this "
+                                 "customer is not in it")
         held = s.scalar(select(Redemption).where(Redemption.shop_id == shop_id, Redemption.request_key == request_key))
         if held is not None:
             raise AlreadyRedeemed(_issued(held))

@@ -10,7 +10,7 @@ beside the marketing really sent by other journeys), an exit event of the same o
 send, and the subject rendered in the customer's locale.
 
 What it cannot know: the store's collections when no lookup is given (a condition on collections then sees
-none, as the dispatcher does without a store connection), and how the customer's consent or address changed
+none, as the dispatcher does without a store connection), and how the customer's consent, address, segments or tier changed
 since (today's are used). Date rules are found with today's orders, so a customer who came back since is not
 expected back at the earlier moment.
 """
@@ -28,7 +28,7 @@ from typing import TYPE_CHECKING, Any
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from app import daterules, links, rendering
+from app import daterules, links, rendering, segments
 from app import journeys as jr
 from app import message_context as mc
 from app.core.enrollment import ORDER_SCOPED, DateReached
@@ -223,12 +223,15 @@ class _Run:
         self.history: dict[str, list[datetime]] = defaultdict(list)
         self.loaded = mc.Loaded({}, {}, {}, {}, {}, {}, {})  # filled by `prepare`
         self.exits: list[Exit] = []
+        self.targets: segments.Targets = {}  # each customer's segments and tier, when a step's condition names some
 
     def prepare(self, triggers: list[Trigger], start: datetime) -> None:
         sid = self.shop.id
         self.loaded = mc.load(self.s, {sid}, [(sid, x.customer_id) for x in triggers],
                               [(sid, x.order_id) for x in triggers], [(sid, x.checkout_id) for x in triggers])
         self.exits = _exits(self.s, sid, self.journey, start, self.loaded)
+        if any(st.condition and (st.condition.any_segment or st.condition.any_tier) for st in self.journey.steps):
+            self.targets = segments.targeting(self.s, [(sid, x.customer_id) for x in triggers])  # today's membership
         others = [x.customer_id for x in triggers if x.customer_id]
         if others and self.journey.category is Category.MARKETING:
             for customer_id, sent_at in self.s.execute(select(t.Message.customer_external_id, t.Message.sent_at).where(
@@ -267,9 +270,10 @@ class _Run:
         customer = self.loaded.customers.get((sid, x.customer_id or ""))
         tz = (customer.timezone if customer else None) or self.shop.timezone
         stored = self._facts(x)
+        keys, tier = self.targets.get((sid, x.customer_id or ""), (frozenset(), None))
         facts = Facts(orders_before=int(stored.get("orders_before") or 0),
                       order_total=None if stored.get("order_total") is None else Decimal(str(stored["order_total"])),
-                      products=frozenset(stored.get("products") or ()))
+                      products=frozenset(stored.get("products") or ()), segments=keys, tier=tier)
         planned = plan(journey, x.at, tz)
         due: dict[str, datetime | None] = {p.step: p.due_at for p in planned}
         notes: dict[str, tuple[str, str]] = {}  # steps after an awaited event that did not come (yet)

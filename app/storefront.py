@@ -1,6 +1,7 @@
 """What the storefront widget shows a shopper, and what it lets them do: balance and pending points, their VIP
 tier and the way to the next, the rewards they can buy, their codes, and their history. The platforms' routes
-(`app/web/proxy.py` for Shopify's app proxy) authenticate the shopper and call in here.
+(`app/web/proxy.py` for Shopify's app proxy) authenticate the shopper and call in here. A customer in the
+program's holdout (`app.core.lift`) is told the program is not available to them (`held_out`), and nothing more.
 
 The widget's script carries no words of its own: every string it shows comes with the JSON as `labels`, from
 the Babel domain "widget" in the shopper's language, so a translator edits .po files and never the script.
@@ -18,8 +19,9 @@ from typing import Any, cast
 from sqlalchemy import Table, and_, bindparam, select
 from sqlalchemy.exc import DBAPIError
 
-from app import badges, loyalty, referrals, stamps, tiers
+from app import badges, loyalty, referrals, segments, stamps, tiers
 from app.bootstrap import Container
+from app.core import lift
 from app.core.tiers import Basis
 from app.db.models import LedgerEntry, LoyaltyAccount, LoyaltyProgramRow, LoyaltyTier, Redemption, Reward, Shop
 from app.i18n import best_locale, translations
@@ -80,6 +82,7 @@ LABELS: dict[str, str] = {
     "reason_reversed": "Order refunded or cancelled",
     "reason_expired": "Points expired",
     "reason_adjusted": "Adjusted by the store",
+    "not_available": "The rewards program is not available for your account.",
     "referral": "Refer a friend",
     "referral_friend": "Your friend gets %(offer)s",
     "referral_you": "You get %(offer)s",
@@ -100,6 +103,7 @@ LABELS: dict[str, str] = {
     "refused_no_such_reward": "This reward is no longer available.",
     "refused_already_redeemed": "This redemption did not go through and its points were returned.",
     "refused_refused": "This reward could not be redeemed.",
+    "refused_not_for_you": "This reward is only for selected customers.",
     "error": "Something went wrong. Please try again.",
 }
 
@@ -122,7 +126,7 @@ def labels_json(locale: str) -> str:
 
 
 _P, _A, _T = (cast(Table, m.__table__) for m in (LoyaltyProgramRow, LoyaltyAccount, LoyaltyTier))
-_BALANCE = (select(_P.c.enabled, _A.c.available, _A.c.pending, _T.c.name)
+_BALANCE = (select(_P.c.enabled, _P.c.holdout_percent, _A.c.available, _A.c.pending, _T.c.name)
             .select_from(_P.outerjoin(_A, and_(_A.c.shop_id == _P.c.shop_id,
                                                 _A.c.customer_external_id == bindparam("customer"))))
             .outerjoin(_T, and_(_T.c.shop_id == _P.c.shop_id, _T.c.key == _A.c.tier))
@@ -143,6 +147,8 @@ def balance(c: Container, shop_id: int, customer_id: str) -> dict[str, Any]:
                 raise
     if row is None or not row.enabled:
         return {"enabled": False}
+    if lift.held_out(shop_id, lift.LOYALTY, customer_id, row.holdout_percent):
+        return {"enabled": True, "held_out": True}
     return {"enabled": True, "points": {"available": int(row.available or 0), "pending": int(row.pending or 0)},
             "tier": row.name}
 
@@ -161,6 +167,9 @@ def widget(c: Container, shop_id: int, customer_id: str, now: datetime, locale: 
         assert shop is not None
         if program is None or not program.enabled:
             return {"enabled": False}
+        if lift.held_out(shop_id, lift.LOYALTY, customer_id, program.holdout_percent):  # the program's holdout
+            return {"enabled": True, "held_out": True, "currency": shop.currency,
+                    "referral": referrals.widget_data(s, shop_id, customer_id, locale, now)}
         account = loyalty.balance(s, shop_id, customer_id)
         row = s.scalar(select(LoyaltyAccount).where(LoyaltyAccount.shop_id == shop_id,
                                                     LoyaltyAccount.customer_external_id == customer_id))
@@ -178,7 +187,8 @@ def widget(c: Container, shop_id: int, customer_id: str, now: datetime, locale: 
                                                      "remaining": _number(higher[0].threshold - made)}}
         rewards = [{"id": r.id, "title": r.title, "kind": r.kind, "value": None if r.value is None else _number(r.value),
                     "cost": r.cost, "affordable": account.available >= r.cost}
-                   for r in s.scalars(select(Reward).where(Reward.shop_id == shop_id, Reward.enabled.is_(True))
+                   for r in s.scalars(select(Reward).where(Reward.shop_id == shop_id, Reward.enabled.is_(True),
+                                                           segments.open_to(shop_id, customer_id))  # their segments'
                                       .order_by(Reward.cost, Reward.id))]
         codes = [{"code": r.code, "points": r.points, "status": r.status, "expires_at": r.expires_at.isoformat()}
                  for r in s.scalars(select(Redemption).where(Redemption.shop_id == shop_id,

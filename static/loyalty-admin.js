@@ -6,7 +6,7 @@
   const lang = document.documentElement.lang;
   const pageToken = document.body.dataset.sessionToken;
   const $ = (sel, root) => (root || document).querySelector(sel);
-  const state = { program: null, rewards: [], customer: null, adjustKey: newKey() };
+  const state = { program: null, rewards: [], segments: [], customer: null, adjustKey: newKey() };
 
   class SessionExpired extends Error {}
 
@@ -121,6 +121,7 @@
     f.tier_basis.value = p.tier_basis;
     f.tier_window_days.value = p.tier_window_days;
     f.tier_grace_days.value = p.tier_grace_days;
+    f.holdout_percent.value = p.holdout_percent;
     $("#staff-field").hidden = Boolean(p.staff);
     renderBonuses(p);
   }
@@ -190,6 +191,7 @@
       stamp_every: blankToNull(f.stamp_every.value), stamp_reward_id: reward == null ? null : Number(reward),
       badges_enabled: f.badges_enabled.checked, tier_basis: f.tier_basis.value,
       tier_window_days: f.tier_window_days.value.trim(), tier_grace_days: f.tier_grace_days.value.trim(),
+      holdout_percent: f.holdout_percent.value.trim(),
     }, $("#settings-status")).then((ok) => { if (ok) say($("#settings-status"), L.saved, true); }).catch(oops);
   };
 
@@ -227,9 +229,10 @@
     const on = input("checkbox", "", "enabled");
     on.className = "switch"; on.setAttribute("role", "switch"); on.checked = r.enabled;
     on.setAttribute("aria-label", r.title);
+    const segment = segmentChoice(r.segment_id);
     row.insertCell().appendChild(title);
     cell(row, L.kinds[r.kind] || r.kind);
-    for (const el of [value, cost, days, on]) row.insertCell().appendChild(el);
+    for (const el of [value, cost, days, segment, on]) row.insertCell().appendChild(el);
     const status = document.createElement("span");
     status.setAttribute("role", "status");
     const save = async (body) => {
@@ -240,7 +243,8 @@
     };
     on.onchange = () => save({ enabled: on.checked }).catch(oops);
     const edits = () => {
-      const body = { title: title.value, cost: cost.value.trim(), valid_days: days.value.trim() };
+      const body = { title: title.value, cost: cost.value.trim(), valid_days: days.value.trim(),
+                     segment_id: segment.value === "" ? null : Number(segment.value) };
       if (!value.disabled) body.value = value.value.trim();
       return body;
     };
@@ -248,9 +252,23 @@
     td.append(button(L.save, () => save(edits()).catch(oops)), " ", status);
   }
 
+  // Who may redeem a reward: every customer, or the members of one segment (app/web/segments_admin.py).
+  function segmentChoice(chosen) {
+    const select = document.createElement("select");
+    select.name = "segment_id";
+    select.append(new Option(L.everyCustomer, ""), ...state.segments.map((s) => new Option(s.name, String(s.id))));
+    select.value = chosen == null ? "" : String(chosen);
+    return select;
+  }
+
   async function loadRewards() {
     const { data } = await call("/api/admin/loyalty/rewards");
     state.rewards = data.rewards;
+    state.segments = data.segments || [];
+    const formSegment = $("#reward-form").elements.segment_id;
+    const keep = formSegment.value;
+    formSegment.replaceChildren(...segmentChoice(null).options);
+    formSegment.value = state.segments.some((s) => String(s.id) === keep) ? keep : "";
     const body = $("#rewards tbody");
     body.replaceChildren();
     for (const r of data.rewards) rewardRow(body, r);
@@ -277,6 +295,7 @@
     const body = { title: f.title.value, kind: f.kind.value, cost: f.cost.value.trim(), valid_days: f.valid_days.value.trim() };
     if (!f.value.disabled) body.value = f.value.value.trim();
     if (f.kind.value === "free_product") body.product_id = f.product_id.value.trim();
+    if (f.segment_id.value !== "") body.segment_id = Number(f.segment_id.value);
     try {
       const r = await call("/api/admin/loyalty/rewards", "POST", body);
       listProblems($("#reward-problems"), r.ok ? [] : r.data.problems || [{ message: r.data.error }]);

@@ -22,6 +22,7 @@
     [/wait before the referrer's reward|^wait_days /, "wait_days"],
     [/^the cap is a whole number|^cap_per_referrer /, "cap_per_referrer"],
     [/cap's window|^cap_window_days /, "cap_window_days"],
+    [/^holdout/, "holdout_percent"],
   ];
 
   function fill(template, values) {
@@ -95,6 +96,7 @@
     f.wait_days.value = text(p.wait_days, 30);
     f.cap_per_referrer.value = text(p.cap_per_referrer);
     f.cap_window_days.value = text(p.cap_window_days, 30);
+    f.holdout_percent.value = text(p.holdout_percent, 0);
     showMode();
   }
 
@@ -118,6 +120,7 @@
       wait_days: whole(f.wait_days.value),
       cap_per_referrer: cap === "" ? null : whole(cap),
       cap_window_days: whole(f.cap_window_days.value),
+      holdout_percent: whole(f.holdout_percent.value),
     };
   }
 

@@ -1,1 +1,2 @@
-"""Analytics: pure numerics on numpy arrays (numpy and scipy). No Flask, SQLAlchemy, RQ, requests or connectors here."""
+"""Analytics: numerics on numpy arrays (numpy and scipy), and the SQL aggregates that feed them (SQLAlchemy Core:
+history, refresh, lift). No Flask, RQ, requests or connectors here."""

@@ -116,6 +116,21 @@ class OrderRefunded(OrderEvent):
 
 
 @dataclass(frozen=True)
+class OrderPraised(OrderEvent):
+    """The customer answered the order's satisfaction survey with a high score (the shop's thresholds,
+    `app.core.feedback`): what the review_invite journey starts on. Once per survey (its message), whatever the
+    answer becomes later: changing it never invites twice."""
+
+    message_id: int
+    score: int  # 1-5
+    nps: int  # 0-10
+
+    @property
+    def key(self) -> str:
+        return f"order:{self.order_id}:praised:{self.message_id}"
+
+
+@dataclass(frozen=True)
 class CustomerUpserted(DomainEvent):
     customer_id: str
     version: str

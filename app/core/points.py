@@ -21,6 +21,7 @@ from collections import defaultdict
 from datetime import datetime
 from decimal import Decimal
 
+from app.core import lift
 from app.core.events import CustomerUpserted, DomainEvent, OrderCancelled, OrderFulfilled, OrderPaid, OrderRefunded
 from app.core.loyalty import Balance, Entry, Line, LineEarning, Posting, Reason, confirm, earn
 from app.core.model import OrderRecord
@@ -46,9 +47,12 @@ def react(uow: UnitOfWork, events: list[DomainEvent], now: datetime) -> list[Dom
         order = uow.orders.get(event.shop_id, event.order_id)
         if order is None:
             continue
-        touched.add((event.shop_id, event.customer_id))
+        held_out = lift.held_out(event.shop_id, lift.LOYALTY, event.customer_id, program.holdout_percent)
+        if not held_out:  # the program's holdout earns nothing and has no tier (what they earned before stays)
+            touched.add((event.shop_id, event.customer_id))
         if isinstance(event, OrderPaid):
-            _earn(uow, program, order, event, now)
+            if not held_out:
+                _earn(uow, program, order, event, now)
         elif isinstance(event, OrderFulfilled):
             if program.confirm_after is None:
                 confirm_order(uow, event.shop_id, event.customer_id, order.external_id, now)

@@ -156,6 +156,7 @@ class LoyaltyProgram:
     rule: EarnRule  # the current version
     started_at: datetime  # orders placed before earn nothing (an imported history is not a windfall)
     confirm_after: timedelta | None = None  # None: points become available when the order is fulfilled
+    holdout_percent: int = 0  # this share of customers earns nothing, to measure lift (app.core.lift.held_out)
 
 
 @dataclass(frozen=True)

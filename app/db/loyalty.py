@@ -11,6 +11,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from app import badges, loyalty, referrals, stamps, tiers
+from app.core import lift
 from app.core.events import DomainEvent, TierChanged
 from app.core.loyalty import LineEarning, Posting, Reason
 from app.core.ports import LoyaltyProgram, OrderPoints
@@ -21,10 +22,11 @@ from app.loyalty import rule_from
 class Loyalty:
     def __init__(self, s: Session) -> None:
         self.s = s
+        self._holdout: dict[int, int] = {}  # shop -> the program's holdout share, read once per unit of work
 
     def program(self, shop_id: int) -> LoyaltyProgram | None:
         row = self.s.execute(select(LoyaltyProgramRow.enabled, LoyaltyProgramRow.started_at,
-                                    LoyaltyProgramRow.confirm_after_days)
+                                    LoyaltyProgramRow.confirm_after_days, LoyaltyProgramRow.holdout_percent)
                              .where(LoyaltyProgramRow.shop_id == shop_id)).first()
         if row is None or not row.enabled:
             return None
@@ -33,7 +35,7 @@ class Loyalty:
         if rule is None:
             return None
         after = None if row.confirm_after_days is None else timedelta(days=row.confirm_after_days)
-        return LoyaltyProgram(rule_from(rule.version, rule.definition), row.started_at, after)
+        return LoyaltyProgram(rule_from(rule.version, rule.definition), row.started_at, after, row.holdout_percent)
 
     def order_points(self, shop_id: int, order_id: str) -> OrderPoints:
         e = LedgerEntry
@@ -68,5 +70,16 @@ class Loyalty:
             loyalty.post(self.s, shop_id, customer_id, postings, now)
 
     def follow(self, event: DomainEvent, now: datetime) -> None:
-        for follower in (loyalty.follow_signup, stamps.follow, badges.follow, referrals.follow):
+        program = (loyalty.follow_signup, stamps.follow, badges.follow)
+        for follower in (*(() if self._held_out(event) else program), referrals.follow):
             follower(self.s, event, now)
+
+    def _held_out(self, event: DomainEvent) -> bool:
+        """Whether the event's customer is in the program's holdout: no sign-up points, stamps or badges."""
+        customer_id = getattr(event, "customer_id", None)
+        if customer_id is None:
+            return False
+        if event.shop_id not in self._holdout:
+            self._holdout[event.shop_id] = self.s.scalar(select(LoyaltyProgramRow.holdout_percent).where(
+                LoyaltyProgramRow.shop_id == event.shop_id)) or 0
+        return lift.held_out(event.shop_id, lift.LOYALTY, customer_id, self._holdout[event.shop_id])

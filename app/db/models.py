@@ -498,7 +498,8 @@ class FeedbackItem(Base):
     delivery (email to the shop's address, and the optional outbound webhook), retried until done."""
 
     __tablename__ = "feedback_items"
-    __table_args__ = (UniqueConstraint("shop_id", "response_id"), Index("ix_feedback_items_open", "shop_id", "status", "created_at"),
+    __table_args__ = (UniqueConstraint("shop_id", "response_id"),
+                      Index("ix_feedback_items_open", "shop_id", "status", "created_at"),
                       Index("ix_feedback_items_alert_due", "alert_status", "alert_next_at"))
 
     id: Mapped[int] = mapped_column(Id, primary_key=True)
@@ -874,7 +875,8 @@ class Referral(Base):
     updated_at: Mapped[datetime]
 
 
-SHOP_TABLES = [AnalyticsRun, ProductReorderInterval, CustomerMetrics, SegmentMember, FeedbackItem, Referral, ReferralCode, ReferralProgramRow, CustomerBadge, Stamp, TierChange, LoyaltyTier, Redemption,
+SHOP_TABLES = [AnalyticsRun, ProductReorderInterval, CustomerMetrics, SegmentMember, FeedbackItem,
+               Referral, ReferralCode, ReferralProgramRow, CustomerBadge, Stamp, TierChange, LoyaltyTier, Redemption,
                Reward, Segment, LedgerEntry, LoyaltyAccount, LoyaltyRule,
                LoyaltyProgramRow, SurveyResponse, ContactPreference, Attribution, MessageClick, Message, Enrollment,
                JourneyVersion, JourneyRow, HistoryImport, DataExport, EventRow, InboxRow, Checkout, Refund,

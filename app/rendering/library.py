@@ -29,7 +29,7 @@ from app.rendering.render import TemplateSource
 DEFAULTS = Path(__file__).parent / "defaults"
 ORDER = (
     "thank_you", "shipped", "delivered", "survey", "review_request", "abandoned_cart", "replenishment",
-    "birthday", "anniversary", "win_back", "points_expiry", "vip_tier",
+    "birthday", "anniversary", "win_back", "points_expiry", "vip_tier", "review_invite",
 )
 FILES = {"subject": "subject.j2", "html": "html.j2", "text": "txt.j2", "sms": "sms.j2"}
 _DURATION = re.compile(r"P(?:(\d+)D)?(?:T(?:(\d+)H)?(?:(\d+)M)?)?")

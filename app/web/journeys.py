@@ -17,7 +17,7 @@ from flask import Blueprint, Response, abort, current_app, g, jsonify, request
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
-from app import dispatch, rendering, shops
+from app import dispatch, rendering, segments, shops, tiers
 from app import figures as fig
 from app import journeys as jr
 from app import simulate as sim
@@ -141,7 +141,8 @@ def _step_data(version: jr.Version, step: Step) -> dict[str, Any]:
         "condition": {"customer": "any" if c is None or c.first_order is None else "first" if c.first_order else "repeat",
                       "min_total": None if c is None or c.min_total is None else str(c.min_total),
                       "max_total": None if c is None or c.max_total is None else str(c.max_total),
-                      "products": sorted(c.any_product) if c else [], "collections": sorted(c.any_collection) if c else []},
+                      "products": sorted(c.any_product) if c else [], "collections": sorted(c.any_collection) if c else [],
+                      "segments": sorted(c.any_segment) if c else [], "tiers": sorted(c.any_tier) if c else []},
         "incentive": {"kind": i.kind if i else "none", "value": str(i.value) if i else "",
                       "days": int(i.expires_after.total_seconds() // 86400) if i else 30},
         "default": version.templates.get(step.key) is None, "source": _parts(source),
@@ -226,7 +227,8 @@ def _read_step(step: Step, raw: dict[str, Any], category: str, problems: list[Pr
     condition = Condition(first_order=None if who == "any" else who == "first", min_total=low, max_total=high,
                           any_product=_ids(cond.get("products"), "products", k, problems),
                           any_collection=_ids(cond.get("collections"), "collections", k, problems),
-                          any_segment=old.any_segment, any_tier=old.any_tier)
+                          any_segment=_ids(cond["segments"], "segments", k, problems) if "segments" in cond else old.any_segment,
+                          any_tier=_ids(cond["tiers"], "tiers", k, problems) if "tiers" in cond else old.any_tier)
     inc = raw.get("incentive") or {"kind": "none"}
     incentive = None
     if not isinstance(inc, dict) or inc.get("kind") not in ("none", "percent", "amount", "free_shipping"):
@@ -289,6 +291,19 @@ def read_edit(version: jr.Version, body: dict[str, Any], language: str
     return edited_journey, templates, problems
 
 
+def _target_problems(journey: Journey, segment_keys: frozenset[str], tier_keys: frozenset[str]) -> list[Problem]:
+    problems = []
+    for step in journey.steps:
+        c = step.condition or Condition()
+        if c.any_segment - segment_keys:
+            problems.append(_problem(f"segments: no segment {', '.join(sorted(c.any_segment - segment_keys))} in your store",
+                                     step=step.key, field="segments"))
+        if c.any_tier - tier_keys:
+            problems.append(_problem(f"tiers: no tier {', '.join(sorted(c.any_tier - tier_keys))} in your loyalty program",
+                                     step=step.key, field="tiers"))
+    return problems
+
+
 @bp.put("/api/admin/journeys/<key>")
 @session_token_required
 def save(key: str) -> Response | tuple[Response, int]:
@@ -296,6 +311,9 @@ def save(key: str) -> Response | tuple[Response, int]:
     with c.sessions() as s:
         version, language = _live(s, key), rendering.language_of(_shop(s).locale)
     edited, templates, problems = read_edit(version, body, language)
+    with c.sessions() as s:  # a condition names the shop's own segments and tiers
+        problems += _target_problems(edited, segments.known_keys(s, g.shop_id),
+                                     frozenset(x.key for x in tiers.tiers_of(s, g.shop_id)))
     if problems:
         return _invalid(problems)
     try:

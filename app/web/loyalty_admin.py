@@ -26,12 +26,13 @@ from sqlalchemy import func, or_, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
-from app import loyalty, rewards, tiers
+from app import loyalty, rewards, segments, tiers
 from app import loyalty_figures as lf
 from app.bootstrap import Container
+from app.core import lift
 from app.core.loyalty import Account, Bonus, EarnRule, LoyaltyError
 from app.core.tiers import Basis, Tier
-from app.db.models import Customer, LedgerEntry, LoyaltyAccount, LoyaltyProgramRow, LoyaltyRule, Reward, Shop
+from app.db.models import Customer, LedgerEntry, LoyaltyAccount, LoyaltyProgramRow, LoyaltyRule, Reward, Segment, Shop
 from app.i18n import best_locale, translations
 from app.web.admin import render_store_shell
 from app.web.auth import ADMIN_ISSUER, session_token_required, shop_from_admin_token
@@ -59,11 +60,6 @@ def _now() -> datetime:
 def gettext(locale: str) -> Callable[[str], str]:
     return translations(locale, DOMAIN).gettext
 
-
-@bp.app_context_processor
-def _link_text() -> dict[str, Any]:
-    """The admin page's link here says "Loyalty" in the admin's language, from this page's catalog."""
-    return {"loyalty_gettext": gettext}
 
 
 # --- the page ----------------------------------------------------------------------------------------------------
@@ -280,6 +276,7 @@ def _program_data(s: Session, now: datetime) -> dict[str, Any]:
         "tier_basis": program.tier_basis if program else Basis.SPEND.value,
         "tier_window_days": program.tier_window_days if program else 365,
         "tier_grace_days": program.tier_grace_days if program else 30,
+        "holdout_percent": program.holdout_percent if program else 0,
         "bonuses": [_bonus_data(i, b, now) for i, b in enumerate(rule.bonuses)] if rule else [],
         "currency": shop.currency, "timezone": str(_zone(shop)), "staff": _staff(),
     }
@@ -293,7 +290,7 @@ def program() -> Response:
 
 
 SETTINGS = ("enabled", "points_per_unit", "confirm_after_days", "expire_after_days", "actions", "stamp_every",
-            "stamp_reward_id", "badges_enabled", "tier_basis", "tier_window_days", "tier_grace_days")
+            "stamp_reward_id", "badges_enabled", "tier_basis", "tier_window_days", "tier_grace_days", "holdout_percent")
 
 
 def _read_actions(form: Form) -> dict[str, int] | None:
@@ -335,6 +332,8 @@ def _read_settings(s: Session, body: dict[str, Any]) -> tuple[dict[str, Any], Pr
         "tier_basis": lambda: form.choice("tier_basis", [b.value for b in Basis], "tier basis: spend or points"),
         "tier_window_days": lambda: form.whole("tier_window_days", 1, 1825, "tier window: from 1 to 1,825 days"),
         "tier_grace_days": lambda: form.whole("tier_grace_days", 0, 365, "grace period: from 0 to 365 days"),
+        "holdout_percent": lambda: form.whole("holdout_percent", 0, lift.MAX_HOLDOUT_PERCENT,
+                                              f"holdout: a whole percentage from 0 to {lift.MAX_HOLDOUT_PERCENT}"),
     }
     for name in SETTINGS:
         if name in body:
@@ -459,7 +458,8 @@ def _plain(value: Decimal) -> str:
 
 def _reward_data(r: Reward) -> dict[str, Any]:
     return {"id": r.id, "title": r.title, "kind": r.kind, "value": None if r.value is None else _plain(r.value),
-            "product_id": r.product_external_id, "cost": r.cost, "valid_days": r.valid_days, "enabled": r.enabled}
+            "product_id": r.product_external_id, "cost": r.cost, "valid_days": r.valid_days, "enabled": r.enabled,
+            "segment_id": r.segment_id}
 
 
 @bp.get("/api/admin/loyalty/rewards")
@@ -467,7 +467,11 @@ def _reward_data(r: Reward) -> dict[str, Any]:
 def catalog() -> Response:
     with _c().sessions() as s:
         found = s.scalars(select(Reward).where(Reward.shop_id == g.shop_id).order_by(Reward.cost, Reward.id))
-        return jsonify(kinds=list(rewards.KINDS), rewards=[_reward_data(r) for r in found])
+        locale = best_locale(_shop(s).locale)  # the segments a reward may be limited to, named for the admin
+        choices = [{"id": x.id, "key": x.key, "name": segments.display_name(x, locale)}
+                   for x in s.scalars(select(Segment).where(Segment.shop_id == g.shop_id)
+                                      .order_by(Segment.kind.desc(), Segment.id))]  # the merchant's own first
+        return jsonify(kinds=list(rewards.KINDS), rewards=[_reward_data(r) for r in found], segments=choices)
 
 
 VALUED = ("amount", "percent", "free_product")  # a free product's value is its unit price
@@ -475,7 +479,7 @@ VALUED = ("amount", "percent", "free_product")  # a free product's value is its 
 
 def _read_reward(body: dict[str, Any], kind: str, *, partial: bool) -> tuple[dict[str, Any], Problems]:
     form, found = Form(body), dict[str, Any]()
-    for unknown in sorted(set(body) - {"title", "kind", "value", "cost", "valid_days", "enabled", "product_id"}):
+    for unknown in sorted(set(body) - {"title", "kind", "value", "cost", "valid_days", "enabled", "product_id", "segment_id"}):
         form.bad(unknown, f"unknown field {unknown!r}")
     if kind == "free_product" and not partial:
         product = body.get("product_id")
@@ -491,6 +495,8 @@ def _read_reward(body: dict[str, Any], kind: str, *, partial: bool) -> tuple[dic
         "valid_days": lambda: form.whole("valid_days", 1, 3650, "valid for: from 1 to 3,650 days"),
         "enabled": lambda: form.flag("enabled"),
         "value": lambda: _reward_value(form, kind),
+        "segment_id": lambda: None if form.blank("segment_id") else form.whole(
+            "segment_id", 1, 2**62, "segment: one of your segments, or blank for every customer"),
     }
     for name, read in fields.items():
         required = not partial and (name in ("title", "cost") or (name == "value" and kind in VALUED))
@@ -521,13 +527,22 @@ def add_reward() -> Response | tuple[Response, int]:
     if kind not in rewards.KINDS:
         return _invalid([{"field": "kind", "message": "kind: one of " + ", ".join(rewards.KINDS)}])
     found, problems = _read_reward({k: v for k, v in body.items() if k != "kind"}, kind, partial=False)
-    if problems:
-        return _invalid(problems)
     with _c().sessions() as s, s.begin():
+        problems += _segment_problems(s, found)
+        if problems:
+            return _invalid(problems)
         reward_id = rewards.add_reward(s, g.shop_id, found["title"], kind, found.get("value"), found["cost"], now,
                                        valid_days=found.get("valid_days", 90), enabled=found.get("enabled", True),
-                                       product_id=found.get("product_id"))
+                                       product_id=found.get("product_id"), segment_id=found.get("segment_id"))
         return jsonify(_reward_data(_own_reward(s, reward_id))), 201
+
+
+def _segment_problems(s: Session, found: dict[str, Any]) -> Problems:
+    """A reward limited to a segment names one of the shop's (only its members may redeem it)."""
+    segment = s.get(Segment, found["segment_id"]) if found.get("segment_id") is not None else None
+    if found.get("segment_id") is not None and (segment is None or segment.shop_id != g.shop_id):
+        return [{"field": "segment_id", "message": "segment: no such segment in your store"}]
+    return []
 
 
 def _own_reward(s: Session, reward_id: int) -> Reward:
@@ -540,13 +555,15 @@ def _own_reward(s: Session, reward_id: int) -> Reward:
 @bp.put("/api/admin/loyalty/rewards/<int:reward_id>")
 @session_token_required
 def edit_reward(reward_id: int) -> Response | tuple[Response, int]:
-    """Title, cost, value, days valid and on/off; the kind stays. Codes already bought keep what they were."""
+    """Title, cost, value, days valid, on/off and the segment it is limited to; the kind stays. Codes already
+    bought keep what they were."""
     body = _body()
     with _c().sessions() as s, s.begin():
         reward = _own_reward(s, reward_id)
         if "kind" in body and body["kind"] != reward.kind:
             return _invalid([{"field": "kind", "message": "kind: a reward keeps its kind; add a new reward instead"}])
         found, problems = _read_reward({k: v for k, v in body.items() if k != "kind"}, reward.kind, partial=True)
+        problems += _segment_problems(s, found)
         if problems:
             return _invalid(problems)
         for name, value in found.items():

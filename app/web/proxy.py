@@ -152,6 +152,8 @@ def redeem() -> Any:
         return _refused(422, "not_enough_points", locale)
     except rewards.RewardUnavailable:
         return _refused(404, "no_such_reward", locale)
+    except rewards.NotForCustomer:  # limited to a segment the shopper is not in
+        return _refused(403, "not_for_you", locale)
     except LoyaltyError:
         return _refused(422, "refused", locale)
     status = 201 if got.status == "issued" else 202

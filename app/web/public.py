@@ -33,7 +33,7 @@ from app.links import (
     valid_form_token,
 )
 from app.preferences import InvalidPreferences, Preferences, UnknownContact, UnknownMessage
-from app.surveys import InvalidAnswer, Survey, UnknownSurvey
+from app.surveys import InvalidAnswer, Survey, SurveyClosed, UnknownSurvey
 
 bp = Blueprint("public", __name__)
 log = structlog.get_logger(__name__)
@@ -173,7 +173,7 @@ def click(token: str) -> Response:
     return redirect(link.target, 302)  # type: ignore[return-value]
 
 
-def _survey_page(token: str, lang: str, survey: Survey, status: int = 200, **context: Any) -> Response:
+def _survey_page(token: str, lang: str, survey: Survey | None, status: int = 200, **context: Any) -> Response:
     _ = translations(lang, "public").gettext
     labels = {1: _("Very unhappy"), 2: _("Unhappy"), 3: _("Okay"), 4: _("Happy"), 5: _("Very happy")}
     context.setdefault("view", "survey")
@@ -181,34 +181,45 @@ def _survey_page(token: str, lang: str, survey: Survey, status: int = 200, **con
                  action=request.path, max_comment=surveys.MAX_COMMENT, **context)
 
 
-def _score(raw: str) -> int:
-    """The form's score as a number (0, which the service refuses, when it is not one)."""
-    return int(raw) if raw.isascii() and raw.isdigit() and len(raw) <= 3 else 0
+def _closed(token: str, closed: SurveyClosed) -> Response:
+    """An expired survey link: said so in the customer's language (410 Gone), and nothing recorded."""
+    return _survey_page(token, _language(closed.locale), None, 410, view="closed", shop_name=closed.shop_name)
+
+
+def _number(raw: str) -> int:
+    """A form's answer as a number (-1, which the service refuses, when it is not one)."""
+    return int(raw) if raw.isascii() and raw.isdigit() and len(raw) <= 3 else -1
 
 
 @bp.route("/s/<token>", methods=["GET", "POST"])
 def survey_page(token: str) -> Response:
     c = _c()
     try:
-        survey = surveys.survey_for(c, read_survey(c.settings, token))
+        survey = surveys.survey_for(c, read_survey(c.settings, token), c.clock.now())
+    except SurveyClosed as closed:
+        return _closed(token, closed)
     except (BadLink, UnknownSurvey):
         return _link_error(400)
     lang = _language(survey.locale, survey.shop_locale)
     if request.method == "GET":
         return _survey_page(token, lang, survey)
     _ = translations(lang, "public").gettext
-    raw_score, comment = request.form.get("score", ""), request.form.get("comment", "")
-    chosen = _score(raw_score)
+    comment = request.form.get("comment", "")
+    chosen, recommend = _number(request.form.get("score", "")), _number(request.form.get("nps", ""))
     if not valid_form_token(c.settings, token, request.form.get("csrf")):
         return _survey_page(token, lang, survey, 400, error=_("This form has expired. Please try again."),
-                            chosen=chosen, comment=comment)
+                            chosen=chosen, recommend=recommend, comment=comment)
     try:
-        answered = surveys.answer(c, survey.message_id, chosen, comment, c.clock.now())
+        answered = surveys.answer(c, survey.message_id, chosen, recommend, comment, c.clock.now())
     except InvalidAnswer as exc:
-        error = (_("Please choose a score from 1 to 5.") if exc.field == "score" else
-                 _("Your comment is too long. Please keep it to %(count)s characters or fewer.")
-                 % {"count": format_decimal(surveys.MAX_COMMENT, locale=lang)})
-        return _survey_page(token, lang, survey, 400, error=error, chosen=chosen, comment=comment)
+        error = {"score": _("Please choose a score from 1 to 5."),
+                 "nps": _("Please choose how likely you are to recommend us, from 0 to 10.")}.get(exc.field) or (
+            _("Your comment is too long. Please keep it to %(count)s characters or fewer.")
+            % {"count": format_decimal(surveys.MAX_COMMENT, locale=lang)})
+        return _survey_page(token, lang, survey, 400, error=error, chosen=chosen, recommend=recommend,
+                            comment=comment)
+    except SurveyClosed as closed:  # closed between the page and the answer
+        return _closed(token, closed)
     except UnknownSurvey:  # redacted between the page and the answer
         return _link_error(400, lang)
     return _survey_page(token, lang, answered.survey, view="thanks", code=answered.code, first=answered.first)

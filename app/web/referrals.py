@@ -194,7 +194,8 @@ def put_program() -> Any:
                 referrer_points=_int(body, "referrer_points", None),
                 referrer_reward_id=_int(body, "referrer_reward_id", None), wait_days=_int(body, "wait_days", 30) or 0,
                 cap_per_referrer=_int(body, "cap_per_referrer", None),
-                cap_window_days=_int(body, "cap_window_days", 30) or 0, now=c.clock.now())
+                cap_window_days=_int(body, "cap_window_days", 30) or 0,
+                holdout_percent=_int(body, "holdout_percent", None), now=c.clock.now())
             data = referrals.program_data(row)
     except ReferralError as exc:
         return jsonify(error=str(exc)), 400

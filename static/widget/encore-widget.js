@@ -328,6 +328,7 @@
       h("p", {"class": "enc-muted", text: t("log_in_hint")})])];
     if (data.failed) return [h("p", {"class": "enc-notice enc-error", role: "alert", text: data.failed}),
       h("button", {type: "button", "class": "enc-btn", text: t("retry"), onclick: function () { load().then(render); }})];
+    if (data.held_out) return [h("p", {"class": "enc-muted enc-held-out", text: t("not_available")}), referral()];
     return [balance(), redeemed(), rewards(), tier(), referral(), stamp(), streak(), badges(), codes(), history()];
   }
 

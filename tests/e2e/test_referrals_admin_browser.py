@@ -126,7 +126,7 @@ def test_run_the_referral_program_from_the_loyalty_page(live: Any, page: Any, co
     expect(field("friend_value")).to_have_value("5.5")
     assert _program(c) == {"enabled": True, "configured": True, "friend_kind": "amount", "friend_value": "5.5",
                            "friend_valid_days": 14, "referrer_points": 300, "referrer_reward_id": None,
-                           "wait_days": 14, "cap_per_referrer": 3, "cap_window_days": 90}
+                           "wait_days": 14, "cap_per_referrer": 3, "cap_window_days": 90, "holdout_percent": 0}
 
     # The blocked referral, with its reason in words; the filter finds it among the blocked, not the rewarded.
     rows = app.locator("#referral-list tbody tr")

@@ -166,7 +166,7 @@ def test_one_journey_with_its_steps_and_the_default_copy(client: FlaskClient, sh
     assert step["send_at"] == "10:00" and step["channel"] == "preferred"
     assert step["incentive"] == {"kind": "percent", "value": "10", "days": 30}
     assert step["condition"] == {"customer": "any", "min_total": None, "max_total": None, "products": [],
-                                 "collections": []}
+                                 "collections": [], "segments": [], "tiers": []}
     assert step["default"] is True and "{% trans" in step["source"]["html"]
     assert client.get("/api/admin/journeys/abandoned_cart", headers=h).json["steps"][0]["condition"]["customer"] == "repeat"
     assert client.get("/api/admin/journeys/nope", headers=h).status_code == 404

@@ -26,6 +26,7 @@ from app.db import models as t
 from app.i18n import LOCALES, ROOT
 from app.simulator.shopify import ShopifySimulator
 from app.web.auth import issue_admin_token
+from app.web.pages import NAV
 from tests.conftest import API_KEY, API_SECRET
 from tests.helpers import add_shop
 
@@ -283,13 +284,13 @@ def test_bonus_campaigns_are_added_and_ended_as_new_versions(client: FlaskClient
 
 def test_the_rewards_catalog(client: FlaskClient, container: Container, shop: int, h: dict[str, str]) -> None:
     empty = client.get(f"{API}/rewards", headers=h).get_json()
-    assert empty == {"kinds": list(rewards.KINDS), "rewards": []}
+    assert empty == {"kinds": list(rewards.KINDS), "rewards": [], "segments": []}
     five = client.post(f"{API}/rewards", headers=h, json={
         "title": "$5 off", "kind": "amount", "value": "5.00", "cost": "500", "valid_days": "30"})
     assert five.status_code == 201
     assert {k: v for k, v in five.get_json().items() if k != "id"} == {
         "title": "$5 off", "kind": "amount", "value": "5", "product_id": None, "cost": 500, "valid_days": 30,
-        "enabled": True}
+        "enabled": True, "segment_id": None}
     ship = client.post(f"{API}/rewards", headers=h, json={"title": "Free shipping", "kind": "free_shipping",
                                                          "value": "", "cost": 200}).get_json()
     assert (ship["value"], ship["valid_days"]) == (None, 90)
@@ -569,9 +570,10 @@ def test_the_figures_route_formats_money_in_the_admins_locale(client: FlaskClien
 
 def _page_msgids() -> set[str]:
     found: set[str] = set()
-    for name in ("loyalty.html", "loyalty_link.html"):
+    found.update(p.label for p in NAV if p.domain == "loyalty_admin")  # the admin header's link here
+    for name in ("loyalty.html",):
         for _lineno, message, _comments, _context in extract_from_file(
-                "jinja2", str(TEMPLATES / name), keywords={"_": None, "loyalty_text": None}):
+                "jinja2", str(TEMPLATES / name), keywords={"_": None}):
             found.add(str(message))
     return found
 

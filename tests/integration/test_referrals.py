@@ -397,7 +397,7 @@ def test_the_program_is_read_and_saved_through_the_admin_api(client: FlaskClient
             "referrer_points": 300, "wait_days": 14, "cap_per_referrer": 5, "cap_window_days": 90}
     saved = client.put("/api/admin/referrals/program", json=body, headers=headers)
     assert saved.status_code == 200 and saved.get_json() == {**body, "friend_value": "5.5", "configured": True,
-                                                          "referrer_reward_id": None}
+                                                          "referrer_reward_id": None, "holdout_percent": 0}
     wrong = client.put("/api/admin/referrals/program", json={**body, "friend_value": "-1"}, headers=headers)
     assert wrong.status_code == 400 and "value above zero" in wrong.get_json()["error"]
     assert client.get("/api/admin/referrals?status=nope", headers=headers).status_code == 400

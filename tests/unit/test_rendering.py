@@ -133,17 +133,23 @@ def _tier(c: RenderContext) -> list[str]:
     return [c.tier.old, c.tier.new, *c.tier.perks]
 
 
+def _invite(c: RenderContext) -> list[str]:
+    assert c.order is not None and c.links.review and c.links.referral
+    return [c.order.name, c.links.review, c.links.referral, *(line.title for line in c.order.lines)]
+
+
 PROMISES: dict[str, Callable[[RenderContext], list[str]]] = {
     "thank_you": _thank_you, "shipped": _shipped, "delivered": _delivered, "survey": _survey,
     "review_request": _review, "abandoned_cart": _abandoned, "replenishment": _replenishment,
     "birthday": _birthday, "anniversary": _anniversary, "win_back": _win_back, "points_expiry": _points,
-    "vip_tier": _tier,
+    "vip_tier": _tier, "review_invite": _invite,
 }
 
 
-def test_the_library_is_the_twelve_journeys_of_the_issue() -> None:
+def test_the_library_is_the_twelve_journeys_of_the_issue_and_the_survey_invitation() -> None:
     assert KEYS == ["thank_you", "shipped", "delivered", "survey", "review_request", "abandoned_cart",
-                    "replenishment", "birthday", "anniversary", "win_back", "points_expiry", "vip_tier"]
+                    "replenishment", "birthday", "anniversary", "win_back", "points_expiry", "vip_tier",
+                    "review_invite"]
     assert set(PROMISES) == set(KEYS)
 
 
