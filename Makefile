@@ -40,6 +40,7 @@ bench: $(STAMP) system-deps
 	$(PY) bench/dispatch.py
 	$(PY) bench/ledger.py
 	$(PY) bench/widget.py
+	$(PY) bench/analytics.py
 
 # The WordPress companion plugin as an installable zip: dist/encore-for-woocommerce.zip.
 plugin:

@@ -239,7 +239,8 @@
       latest: v("latest") === "" ? null : { value: number(v("latest")), unit: v("latest-unit") },
       channel: v("channel"),
       condition: { customer: v("customer"), min_total: v("min_total") || null, max_total: v("max_total") || null,
-                   products: list(v("products")), collections: list(v("collections")) },
+                   products: list(v("products")), collections: list(v("collections")),
+                   segments: list(v("segments")), tiers: list(v("tiers")) },
       incentive: { kind: v("incentive"), value: v("incentive-value"), days: number(v("incentive-days")) || 30 },
       template: field(root, "default").checked ? null : parts(root),
     };
@@ -331,6 +332,8 @@
     field(root, "max_total").value = c.max_total || "";
     field(root, "products").value = c.products.join(", ");
     field(root, "collections").value = c.collections.join(", ");
+    field(root, "segments").value = (c.segments || []).join(", ");
+    field(root, "tiers").value = (c.tiers || []).join(", ");
     field(root, "incentive").value = step.incentive.kind;
     field(root, "incentive-value").value = step.incentive.value;
     field(root, "incentive-days").value = step.incentive.days;

@@ -1,23 +1,17 @@
-// The loyalty page (app/templates/loyalty.html, app/web/loyalty_admin.py). Inside Shopify every request carries
-// a fresh App Bridge session token; opened from a store's own admin it carries the token Encore put in the page.
+// The loyalty page (app/templates/loyalty.html, app/web/loyalty_admin.py). Requests go through static/admin-api.js's
+// `call` (the session token, the expired-session refusal).
 // The API's 400 answers list a message per field: they are shown where the field is, and nothing was saved.
 (function () {
   const L = JSON.parse(document.getElementById("loyalty-labels").textContent);
   const lang = document.documentElement.lang;
-  const pageToken = document.body.dataset.sessionToken;
   const $ = (sel, root) => (root || document).querySelector(sel);
   const state = { program: null, rewards: [], segments: [], customer: null, adjustKey: newKey() };
-
-  class SessionExpired extends Error {}
+  const { call, oops, say, fill } = window.encoreAdmin; // static/admin-api.js
 
   // One key per submitted adjustment: the same submission sent twice (a double click, a retry) adjusts once.
   function newKey() {
     const bytes = crypto.getRandomValues(new Uint8Array(16));
     return Array.from(bytes, (b) => b.toString(16).padStart(2, "0")).join("");
-  }
-
-  function fill(template, values) {
-    return template.replace(/\{(\w+)\}/g, (_, k) => (values[k] == null ? "" : String(values[k])));
   }
 
   const number = (n) => new Intl.NumberFormat(lang).format(n || 0);
@@ -29,29 +23,6 @@
     const options = { dateStyle: "medium", timeStyle: "short" };
     if (zone) options.timeZone = zone;
     return new Intl.DateTimeFormat(lang, options).format(new Date(iso));
-  }
-
-  async function call(path, method, body) {
-    const token = window.shopify ? await window.shopify.idToken() : pageToken;
-    const options = { method: method || "GET", headers: { Authorization: "Bearer " + token } };
-    if (body !== undefined) { options.body = JSON.stringify(body); options.headers["Content-Type"] = "application/json"; }
-    const response = await fetch(path, options);
-    if (response.status === 401 && !window.shopify) throw new SessionExpired(L.expired);
-    let data = null;
-    try { data = await response.json(); } catch (e) { data = null; }
-    if (!response.ok && !(data && data.error)) throw new Error(path + ": HTTP " + response.status);
-    return { ok: response.ok, status: response.status, data: data || {} };
-  }
-
-  function oops(error) {
-    const p = $("#error");
-    p.textContent = error instanceof Error ? error.message : String(error);
-    p.hidden = false;
-  }
-
-  function say(el, text, ok) {
-    el.textContent = text || "";
-    el.classList.toggle("ok", Boolean(ok));
   }
 
   function listProblems(list, problems) {
@@ -419,6 +390,4 @@
 
   // Rewards first: the stamp card's reward list is filled from them, and the program then picks its reward.
   loadRewards().then(() => Promise.all([loadProgram(), loadTiers(), loadFigures()])).catch(oops);
-  // The referrals view on the same page (static/referrals-admin.js, loaded after this) talks to the API the same way.
-  window.encoreLoyaltyAdmin = { call, oops, say };
 })();

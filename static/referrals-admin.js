@@ -2,7 +2,7 @@
 // app/web/referrals.py): the program's settings, the referrals with why any was blocked, and a staff override.
 // The page's nav switches views by the address's fragment: "#referrals" shows this section and hides the loyalty
 // program's; anything else shows the loyalty program. This view's data is loaded the first time it is shown.
-// Requests go through static/loyalty-admin.js's `call` (the session token, the expired-session refusal).
+// Requests go through static/admin-api.js's `call` (the session token, the expired-session refusal).
 (function () {
   const L = JSON.parse(document.getElementById("referrals-labels").textContent);
   const lang = document.documentElement.lang;
@@ -25,10 +25,6 @@
     [/^holdout/, "holdout_percent"],
   ];
 
-  function fill(template, values) {
-    return template.replace(/\{(\w+)\}/g, (_, k) => (values[k] == null ? "" : String(values[k])));
-  }
-
   const number = (n) => new Intl.NumberFormat(lang).format(n || 0);
 
   function when(iso) {
@@ -38,7 +34,7 @@
     return new Intl.DateTimeFormat(lang, options).format(new Date(iso));
   }
 
-  const { call, oops, say } = window.encoreLoyaltyAdmin; // the loyalty page's (static/loyalty-admin.js)
+  const { call, oops, say, fill } = window.encoreAdmin; // static/admin-api.js
 
   function cell(row, text, k) {
     const td = row.insertCell();

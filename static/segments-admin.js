@@ -1,42 +1,17 @@
 // The segments page (app/templates/segments.html, app/web/segments_admin.py): the shop's segments with their sizes,
-// a rule builder that previews who matches before saving, and the built-in RFM segments. Inside Shopify every
-// request carries a fresh App Bridge session token; opened from a store's own admin it carries the token Encore put
-// in the page. A refused save changed nothing: each rule's problem is shown under that rule.
+// a rule builder that previews who matches before saving, and the built-in RFM segments. Requests go through
+// static/admin-api.js's `call` (the session token, the expired-session refusal). A refused save changed nothing:
+// each rule's problem is shown under that rule.
 (function () {
   const L = JSON.parse(document.getElementById("segments-labels").textContent);
   const lang = document.documentElement.lang;
-  const pageToken = document.body.dataset.sessionToken;
   const $ = (sel, root) => (root || document).querySelector(sel);
   const form = $("#segment-form");
   const state = { segments: [], tiers: [], rfm: [], editing: null };
+  const { call, oops, say, fill } = window.encoreAdmin; // static/admin-api.js
 
-  class SessionExpired extends Error {}
-
-  const fill = (template, values) => template.replace(/\{(\w+)\}/g, (_, k) => (values[k] == null ? "" : String(values[k])));
   const number = (n) => new Intl.NumberFormat(lang).format(n || 0);
   const when = (iso) => (iso ? new Intl.DateTimeFormat(lang, { dateStyle: "medium", timeStyle: "short" }).format(new Date(iso)) : L.never);
-
-  async function call(path, method, body) {
-    const token = window.shopify ? await window.shopify.idToken() : pageToken;
-    const options = { method: method || "GET", headers: { Authorization: "Bearer " + token } };
-    if (body !== undefined) { options.body = JSON.stringify(body); options.headers["Content-Type"] = "application/json"; }
-    const response = await fetch(path, options);
-    if (response.status === 401 && !window.shopify) throw new SessionExpired(L.expired);
-    let data = null;
-    try { data = await response.json(); } catch (e) { data = null; }
-    if (!response.ok && !(data && data.error)) throw new Error(path + ": HTTP " + response.status);
-    return { ok: response.ok, status: response.status, data: data || {} };
-  }
-
-  function oops(error) {
-    $("#error").textContent = error instanceof Error ? error.message : String(error);
-    $("#error").hidden = false;
-  }
-
-  function say(el, text, ok) {
-    el.textContent = text || "";
-    el.classList.toggle("ok", Boolean(ok));
-  }
 
   function button(text, onclick) {
     const b = document.createElement("button");

@@ -1,15 +1,21 @@
-"""Small helpers shared by tests: an installed shop row and signed deliveries."""
+"""Small helpers shared by tests: an installed shop row, signed deliveries and the admin pages' catalogs."""
 
 from __future__ import annotations
 
 import json
+import re
+from collections.abc import Iterable
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any
 
+from babel.messages.extract import extract_from_file
+from babel.messages.pofile import read_po
 from sqlalchemy import delete, select
 
 from app.bootstrap import Container
 from app.db import models as t
+from app.i18n import ROOT
 from app.simulator.shopify import sign
 from tests.conftest import API_SECRET
 
@@ -53,3 +59,37 @@ def wipe_shop_data(c: Container, shop_id: int) -> None:
     with c.sessions() as s, s.begin():
         for model in t.SHOP_TABLES:
             s.execute(delete(model).where(model.shop_id == shop_id))
+
+
+# --- an admin page's catalog --------------------------------------------------------------------------------------
+
+APP = Path(__file__).resolve().parents[1] / "app"
+
+
+def page_msgids(templates: Iterable[str] = (), python: Iterable[str] = (), extra: Iterable[str] = ()) -> set[str]:
+    """The texts a page's catalog needs: those of its templates (names under app/templates, `_`), of its Python
+    modules (paths under app, gettext's keywords) and any others (`extra`, such as the admin header's link)."""
+    found = {str(m) for m in extra}
+    sources = [("jinja2", APP / "templates" / name, {"_": None}) for name in templates]
+    sources += [("python", APP / path, None) for path in python]
+    for method, path, keywords in sources:
+        options: dict[str, Any] = {"keywords": keywords} if keywords else {}
+        found.update(str(message) for _lineno, message, _comments, _context in
+                     extract_from_file(method, str(path), **options))
+    return found
+
+
+def assert_catalog_complete(domain: str, wanted: set[str], language: str, *, untranslated: int,
+                            placeholders: str = r"\{\w+\}") -> None:
+    """app/translations/<language>/LC_MESSAGES/<domain>.po holds exactly the `wanted` texts, each translated,
+    keeping the values the page fills in (`placeholders`); in another language than English at most
+    `untranslated` texts are the same as in English (names such as "NPS")."""
+    with (ROOT / language / "LC_MESSAGES" / f"{domain}.po").open("rb") as f:
+        catalog = read_po(f, locale=language)
+    messages = {str(m.id): str(m.string) for m in catalog if m.id}
+    assert set(messages) == wanted, f"add the page's new texts to {domain}.po (and drop the old ones)"
+    assert all(messages.values())
+    for msgid, text in messages.items():
+        assert sorted(re.findall(placeholders, text)) == sorted(re.findall(placeholders, msgid)), msgid
+    if language != "en":
+        assert sum(text != msgid for msgid, text in messages.items()) >= len(messages) - untranslated

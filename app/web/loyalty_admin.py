@@ -21,7 +21,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import jwt
 from babel.numbers import format_currency
-from flask import Blueprint, Response, abort, current_app, g, jsonify, render_template, request, url_for
+from flask import Blueprint, Response, abort, current_app, g, jsonify, request
 from sqlalchemy import func, or_, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
@@ -34,10 +34,10 @@ from app.core.loyalty import Account, Bonus, EarnRule, LoyaltyError
 from app.core.tiers import Basis, Tier
 from app.db.models import Customer, LedgerEntry, LoyaltyAccount, LoyaltyProgramRow, LoyaltyRule, Reward, Segment, Shop
 from app.i18n import best_locale, translations
+from app.web import pages
 from app.web.admin import render_store_shell
-from app.web.auth import ADMIN_ISSUER, session_token_required, shop_from_admin_token
+from app.web.auth import ADMIN_ISSUER, session_token_required
 from app.wordpress import store_origin
-from connectors.shopify import verify
 
 bp = Blueprint("loyalty_admin", __name__)
 
@@ -65,65 +65,28 @@ def gettext(locale: str) -> Callable[[str], str]:
 # --- the page ----------------------------------------------------------------------------------------------------
 
 
-def _page(shop: str, locale: str, **shell: str) -> str:
-    """The page; back to the admin through Shopify's entry (which bounces for a fresh ID token), or for a store
-    page by posting its token to /admin/home."""
-    return render_template("loyalty.html", shop=shop, locale=locale, _=gettext(locale),
-                           api_key=shell.get("api_key", ""), app_bridge_url=shell.get("app_bridge_url", ""),
-                           host=shell.get("host", ""), session_token=shell.get("session_token", ""),
-                           admin_url=url_for("shopify.app_home", embedded="1", shop=shop, host=shell.get("host", ""))
-                           if shell.get("api_key") else "")
+def _page(shop: str, locale: str, *, host: str = "", session_token: str = "") -> str:
+    """The page holds nothing but labels; its data comes through the API with the page's session tokens."""
+    return pages.render("loyalty.html", shop, locale, gettext(locale), host=host, session_token=session_token)
 
 
 @bp.get("/admin/loyalty")
 def page() -> Response:
-    """Inside Shopify admin: the page holds nothing but labels; its data comes through the API with App Bridge's
-    session tokens, so it needs no ID token of its own. Only that shop's admin may frame it."""
-    c = _c()
-    shop = verify.sanitize_shop(request.args.get("shop"))
-    if shop is None:
-        abort(400, "shop must be a *.myshopify.com domain")
-    with c.sessions() as s:
-        locale = s.scalar(select(Shop.locale).where(Shop.platform == "shopify", Shop.domain == shop)) or "en"
-    html = _page(shop, best_locale(locale), api_key=c.settings.shopify_api_key,
-                 app_bridge_url=c.settings.app_bridge_url, host=request.args.get("host", ""))
-    response = Response(html, mimetype="text/html")
-    response.headers["Content-Security-Policy"] = f"frame-ancestors https://{shop} {c.settings.shopify_admin_origin};"
-    return response
-
-
-def _store_shop() -> tuple[str, str, str]:
-    """(domain, locale, token) of a store page's form post: Encore's own admin token, verified."""
-    token = request.form.get("token", "")
-    try:
-        domain, shop_id = shop_from_admin_token(_c(), token)
-    except verify.SessionTokenError:
-        abort(401, "Your Encore session has expired. Open Encore again from your WordPress admin.")
-    if shop_id is None:
-        abort(401, "shop is not installed")
-    return domain, best_locale(request.form.get("locale")), token
-
-
-def _store_response(html: str, domain: str) -> Response:
-    response = Response(html, mimetype="text/html")
-    response.headers["Content-Security-Policy"] = f"frame-ancestors {store_origin(domain)};"
-    response.headers["Cache-Control"] = "no-store"  # the page carries a session token
-    response.headers["Referrer-Policy"] = "no-referrer"
-    return response
+    """Inside Shopify admin, in the shop's language: the page needs no ID token of its own."""
+    return pages.in_shopify_admin(_page)
 
 
 @bp.post("/admin/loyalty")
 def store_page() -> Response:
     """From a store's own admin (WordPress): the admin page posts its session token here (never in an address),
     and this page carries it on, as the admin page does."""
-    domain, locale, token = _store_shop()
-    return _store_response(_page(domain, locale, session_token=token), domain)
+    return pages.in_store_admin(_page)
 
 
 @bp.post("/admin/home")
 def store_home() -> Response:
     """Back from this page to a store's admin page, with the same session token."""
-    domain, locale, token = _store_shop()
+    domain, locale, token = pages._store_shop()
     return render_store_shell(domain, locale, token, store_origin(domain))
 
 

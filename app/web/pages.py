@@ -23,7 +23,8 @@ from sqlalchemy import select
 from app.bootstrap import Container
 from app.db.models import Shop
 from app.i18n import best_locale, translations
-from app.web.loyalty_admin import _store_response, _store_shop
+from app.web.auth import shop_from_admin_token
+from app.wordpress import store_origin
 from connectors.shopify import verify
 
 
@@ -79,6 +80,26 @@ def in_shopify_admin(page: Page) -> Response:
         locale = s.scalar(select(Shop.locale).where(Shop.platform == "shopify", Shop.domain == shop))
     response = Response(page(shop, best_locale(locale), host=request.args.get("host", "")), mimetype="text/html")
     response.headers["Content-Security-Policy"] = f"frame-ancestors https://{shop} {c.settings.shopify_admin_origin};"
+    return response
+
+
+def _store_shop() -> tuple[str, str, str]:
+    """(domain, locale, token) of a store page's form post: Encore's own admin token, verified."""
+    token = request.form.get("token", "")
+    try:
+        domain, shop_id = shop_from_admin_token(_c(), token)
+    except verify.SessionTokenError:
+        abort(401, "Your Encore session has expired. Open Encore again from your WordPress admin.")
+    if shop_id is None:
+        abort(401, "shop is not installed")
+    return domain, best_locale(request.form.get("locale")), token
+
+
+def _store_response(html: str, domain: str) -> Response:
+    response = Response(html, mimetype="text/html")
+    response.headers["Content-Security-Policy"] = f"frame-ancestors {store_origin(domain)};"
+    response.headers["Cache-Control"] = "no-store"  # the page carries a session token
+    response.headers["Referrer-Policy"] = "no-referrer"
     return response
 
 

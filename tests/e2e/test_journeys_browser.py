@@ -119,6 +119,13 @@ def test_edit_a_journey_with_live_preview_save_and_test_send(live: Any, page: An
     assert own is not None and own.subject == "Hello {{ customer.first_name }}"
     assert own.html == "<p>Hi {{ customer.first_name }}</p>"
 
+    # A condition may name segments and tiers; one the shop does not have is refused next to its field.
+    step.locator('[data-f="segments"]').fill("rfm:champions, no-such-segment")
+    app.locator("#save").click()
+    expect(step.locator('.problem[data-problem="segments"]')).to_contain_text("no segment no-such-segment")
+    assert jr.live_version(c, shop_id, "thank_you").journey.version == 2
+    step.locator('[data-f="segments"]').fill("")
+
     # A test send goes through the configured email channel (the outbox here) at once.
     step.locator('[data-f="test-to"]').fill("merchant@example.com")
     step.locator(".test-send").click()

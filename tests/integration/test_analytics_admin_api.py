@@ -11,12 +11,9 @@ import io
 import re
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
-from pathlib import Path
 from typing import Any
 
 import pytest
-from babel.messages.extract import extract_from_file
-from babel.messages.pofile import read_po
 from flask.testing import FlaskClient
 from sqlalchemy import update
 
@@ -24,16 +21,15 @@ from app.analytics import refresh
 from app.bootstrap import Container
 from app.core import lift
 from app.db import models as t
-from app.i18n import LOCALES, ROOT
+from app.i18n import LOCALES
 from app.web.auth import issue_admin_token
 from tests import analytics_data as data
 from tests.analytics_data import NOW, Group
-from tests.helpers import add_shop
+from tests.helpers import add_shop, assert_catalog_complete, page_msgids
 from tests.journeys import Clock
 
 DOMAIN, OTHER = "shop-a.myshopify.com", "shop-b.myshopify.com"
 API = "/api/admin/analytics"
-APP = Path(__file__).resolve().parents[2] / "app"
 SEOUL = "Asia/Seoul"
 
 
@@ -375,25 +371,9 @@ def test_an_unknown_export_is_refused(client: FlaskClient, shop: int, h: dict[st
 # --- the catalog ----------------------------------------------------------------------------------------------------
 
 
-def _msgids() -> set[str]:
-    """The texts of the page, of the shell it extends, and of the CSV downloads."""
-    sources = [("jinja2", APP / "templates" / "admin_page.html"), ("jinja2", APP / "templates" / "analytics.html"),
-               ("python", APP / "web" / "analytics_csv.py")]
-    return {str(m) for method, path in sources for _l, m, _c, _x in extract_from_file(method, str(path),
-                                                                                      keywords={"_": None})}
-
-
 @pytest.mark.parametrize("language", LOCALES)
 def test_the_pages_catalog_is_complete_in_every_language(language: str) -> None:
-    wanted = _msgids()
+    wanted = page_msgids(templates=["admin_page.html", "analytics.html"], python=["web/analytics_csv.py"])
     assert len(wanted) > 100 and {"Cohort retention", "Not enough data yet", "Month {n} (%)"} <= wanted
-    with (ROOT / language / "LC_MESSAGES" / "analytics_admin.po").open("rb") as f:
-        catalog = read_po(f, locale=language)
-    messages = {str(m.id): str(m.string) for m in catalog if m.id}
-    assert set(messages) == wanted, "add the page's new texts to analytics_admin.po (and drop the old ones)"
-    assert all(messages.values())
-    for msgid, text in messages.items():
-        assert sorted(re.findall(r"\{\w+\}", text)) == sorted(re.findall(r"\{\w+\}", msgid))
-    if language != "en":
-        assert sum(text != msgid for msgid, text in messages.items()) >= len(messages) - 3  # "NPS", "RFM"...
+    assert_catalog_complete("analytics_admin", wanted, language, untranslated=3)  # "NPS", "RFM"...
 

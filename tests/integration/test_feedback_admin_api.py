@@ -6,30 +6,26 @@ catalog complete in English, Korean and Japanese."""
 
 from __future__ import annotations
 
-import re
 from datetime import UTC, datetime
-from pathlib import Path
 from typing import Any
 
 import pytest
-from babel.messages.extract import extract_from_file
-from babel.messages.pofile import read_po
 from flask.testing import FlaskClient
 from sqlalchemy import select, update
 
 from app import dispatch, feedback, surveys
 from app.bootstrap import Container
 from app.db import models as t
-from app.i18n import LOCALES, ROOT
+from app.i18n import LOCALES
 from app.simulator.shopify import ShopifySimulator
 from app.web.auth import issue_admin_token
 from app.web.pages import NAV
 from tests.conftest import API_KEY, API_SECRET
+from tests.helpers import assert_catalog_complete, page_msgids
 from tests.integration.test_surveys import NOW, Seeded, seed
 
 MINTER = ShopifySimulator(api_key=API_KEY, api_secret=API_SECRET, app_url="http://127.0.0.1:1")  # never started
 API = "/api/admin/feedback"
-APP = Path(__file__).resolve().parents[2] / "app"
 
 
 def token(c: Container, x: Seeded) -> dict[str, str]:
@@ -181,28 +177,11 @@ def test_the_routing_settings_are_read_and_replaced_and_a_bad_one_changes_nothin
 # --- the catalog ------------------------------------------------------------------------------------------------
 
 
-def _msgids() -> set[str]:
-    found: set[str] = set()
-    found.update(p.label for p in NAV if p.domain == feedback.DOMAIN)  # the admin header's link here
-    for name in ("admin_page.html", "feedback.html"):  # the shell's texts too
-        for _lineno, message, _comments, _context in extract_from_file(
-                "jinja2", str(APP / "templates" / name), keywords={"_": None}):
-            found.add(str(message))
-    for _lineno, message, _comments, _context in extract_from_file("python", str(APP / "feedback.py")):
-        found.add(str(message))
-    return found
-
-
 @pytest.mark.parametrize("language", LOCALES)
 def test_the_pages_and_alerts_catalog_is_complete_in_every_language(language: str) -> None:
-    wanted = _msgids()
+    wanted = page_msgids(templates=["admin_page.html", "feedback.html"], python=["feedback.py"],  # the alert's too
+                         extra=[p.label for p in NAV if p.domain == feedback.DOMAIN])  # the admin header's link here
     assert len(wanted) > 60 and {"Follow-up", "Low survey answer from %(customer)s: %(score)s/5, NPS %(nps)s"} <= wanted
-    with (ROOT / language / "LC_MESSAGES" / f"{feedback.DOMAIN}.po").open("rb") as f:
-        catalog = read_po(f, locale=language)
-    messages = {str(m.id): str(m.string) for m in catalog if m.id}
-    assert set(messages) == wanted, "add the page's new texts to feedback_admin.po (and drop the old ones)"
-    assert all(messages.values())
-    for msgid, text in messages.items():  # every translation keeps the values the page and the alert fill in
-        assert sorted(re.findall(r"\{\w+\}|%\(\w+\)s", text)) == sorted(re.findall(r"\{\w+\}|%\(\w+\)s", msgid))
-    if language != "en":
-        assert sum(text != msgid for msgid, text in messages.items()) >= len(messages) - 1  # "NPS"
+    # every translation keeps the values the page and the alert fill in
+    assert_catalog_complete(feedback.DOMAIN, wanted, language, untranslated=1,  # "NPS"
+                            placeholders=r"\{\w+\}|%\(\w+\)s")

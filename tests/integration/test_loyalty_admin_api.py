@@ -6,15 +6,11 @@ checked to have changed nothing, and the page's catalog to be complete in Englis
 
 from __future__ import annotations
 
-import re
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
-from pathlib import Path
 from typing import Any
 
 import pytest
-from babel.messages.extract import extract_from_file
-from babel.messages.pofile import read_po
 from flask.testing import FlaskClient
 from sqlalchemy import func, select, update
 
@@ -23,17 +19,16 @@ from app import loyalty_figures as lf
 from app.bootstrap import Container
 from app.core.loyalty import Balance, Entry, Posting, Reason
 from app.db import models as t
-from app.i18n import LOCALES, ROOT
+from app.i18n import LOCALES
 from app.simulator.shopify import ShopifySimulator
 from app.web.auth import issue_admin_token
 from app.web.pages import NAV
 from tests.conftest import API_KEY, API_SECRET
-from tests.helpers import add_shop
+from tests.helpers import add_shop, assert_catalog_complete, page_msgids
 
 DOMAIN = "shop-a.myshopify.com"
 MINTER = ShopifySimulator(api_key=API_KEY, api_secret=API_SECRET, app_url="http://127.0.0.1:1")  # never started
 API = "/api/admin/loyalty"
-TEMPLATES = Path(__file__).resolve().parents[2] / "app" / "templates"
 
 
 @pytest.fixture
@@ -568,29 +563,12 @@ def test_the_figures_route_formats_money_in_the_admins_locale(client: FlaskClien
 # --- the page's catalog ----------------------------------------------------------------------------------------
 
 
-def _page_msgids() -> set[str]:
-    found: set[str] = set()
-    found.update(p.label for p in NAV if p.domain == "loyalty_admin")  # the admin header's link here
-    for name in ("loyalty.html",):
-        for _lineno, message, _comments, _context in extract_from_file(
-                "jinja2", str(TEMPLATES / name), keywords={"_": None}):
-            found.add(str(message))
-    return found
-
-
 @pytest.mark.parametrize("language", LOCALES)
 def test_the_pages_catalog_is_complete_in_every_language(language: str) -> None:
-    wanted = _page_msgids()
+    wanted = page_msgids(templates=["admin_page.html", "loyalty.html"],
+                         extra=[p.label for p in NAV if p.domain == "loyalty_admin"])  # the admin header's link here
     assert len(wanted) > 100 and {"Loyalty", "Adjusted by {points} points. Available now: {available}."} <= wanted
-    with (ROOT / language / "LC_MESSAGES" / "loyalty_admin.po").open("rb") as f:
-        catalog = read_po(f, locale=language)
-    messages = {str(m.id): str(m.string) for m in catalog if m.id}
-    assert set(messages) == wanted, "add the page's new texts to loyalty_admin.po (and drop the old ones)"
-    assert all(messages.values())
-    for msgid, text in messages.items():  # every translation keeps the values the page fills in
-        assert sorted(re.findall(r"\{\w+\}", text)) == sorted(re.findall(r"\{\w+\}", msgid))
-    if language != "en":
-        assert sum(text != msgid for msgid, text in messages.items()) >= len(messages) - 2  # "Encore pages" etc.
+    assert_catalog_complete("loyalty_admin", wanted, language, untranslated=2)  # "Encore pages" etc.
 
 
 def test_nothing_is_counted_twice_in_the_members_query(container: Container, shop: int) -> None:

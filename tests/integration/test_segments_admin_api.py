@@ -6,15 +6,11 @@ per bad rule and checked to have changed nothing."""
 
 from __future__ import annotations
 
-import re
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
-from pathlib import Path
 from typing import Any
 
 import pytest
-from babel.messages.extract import extract_from_file
-from babel.messages.pofile import read_po
 from flask.testing import FlaskClient
 from sqlalchemy import select, update
 
@@ -22,15 +18,14 @@ from app import rewards, segments
 from app.bootstrap import Container
 from app.core.rfm import RFM_LABELS
 from app.db import models as t
-from app.i18n import LOCALES, ROOT
+from app.i18n import LOCALES
 from app.web.auth import issue_admin_token
 from app.web.pages import NAV
 from tests.fakes import FakeStorePlatform
-from tests.helpers import add_shop
+from tests.helpers import add_shop, assert_catalog_complete, page_msgids
 
 DOMAIN, OTHER = "shop-a.myshopify.com", "shop-b.myshopify.com"
 API = "/api/admin/segments"
-TEMPLATES = Path(__file__).resolve().parents[2] / "app" / "templates"
 REPEAT = {"match": "all", "rules": [{"field": "orders_count", "op": ">=", "value": 2}]}
 
 
@@ -244,26 +239,9 @@ def test_the_page_inside_shopify_admin_and_from_a_stores_admin(client: FlaskClie
     assert 'id="segments-link"' in home and ">セグメント<" in home  # the admin's header links here
 
 
-def _page_msgids() -> set[str]:
-    found = set(segments.RFM_NAMES.values())
-    found.update(p.label for p in NAV if p.domain == segments.DOMAIN)  # the admin header's link here
-    for name in ("admin_page.html", "segments.html"):
-        for _lineno, message, _comments, _context in extract_from_file(
-                "jinja2", str(TEMPLATES / name), keywords={"_": None}):
-            found.add(str(message))
-    return found
-
-
 @pytest.mark.parametrize("language", LOCALES)
 def test_the_pages_catalog_is_complete_in_every_language(language: str) -> None:
-    wanted = _page_msgids()
+    wanted = page_msgids(templates=["admin_page.html", "segments.html"], extra=[
+        *segments.RFM_NAMES.values(), *(p.label for p in NAV if p.domain == segments.DOMAIN)])  # the header's link
     assert len(wanted) > 60 and {"Segments", "Champions", "Saved. Customers in it now: {count}."} <= wanted
-    with (ROOT / language / "LC_MESSAGES" / "segments_admin.po").open("rb") as f:
-        catalog = read_po(f, locale=language)
-    messages = {str(m.id): str(m.string) for m in catalog if m.id}
-    assert set(messages) == wanted, "add the page's new texts to segments_admin.po (and drop the old ones)"
-    assert all(messages.values())
-    for msgid, text in messages.items():
-        assert sorted(re.findall(r"\{\w+\}", text)) == sorted(re.findall(r"\{\w+\}", msgid))
-    if language != "en":
-        assert sum(text != msgid for msgid, text in messages.items()) >= len(messages) - 2  # "SMS"
+    assert_catalog_complete(segments.DOMAIN, wanted, language, untranslated=2)  # "SMS"
