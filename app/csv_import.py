@@ -71,6 +71,7 @@ from typing import TYPE_CHECKING, Any
 
 import structlog
 from babel.numbers import get_currency_precision
+from sqlalchemy import update
 from sqlalchemy.exc import IntegrityError, OperationalError
 
 from app.core import model as m
@@ -548,6 +549,9 @@ def import_file(c: Container, shop_id: int, data: bytes, *, platform_ids: bool =
         customers.update(o.customer.external_id for o in group if o.customer is not None)
     report.imported_customers = len(customers)
     report.bad_rows.sort(key=lambda b: b.line)
+    if report.new_orders:  # the analytics are refreshed at the next sweep, with these orders
+        with c.sessions() as s, s.begin():
+            s.execute(update(Shop).where(Shop.id == shop_id).values(analytics_at=None))
     log.info("csv_import_done", shop_id=shop_id, orders=report.imported_orders, new=report.new_orders,
              customers=report.imported_customers, bad_rows=len(report.bad_rows))
     return report

@@ -312,6 +312,8 @@ def run(c: Container, import_id: int, *, slice_s: float | None = None,
             phase = _next_phase(c, run, phase, state)
         with c.sessions() as s, s.begin():
             _save(s, run, status="done", phase="done", lease_until=None, finished_at=datetime.now(UTC), error=None)
+            # The shop's analytics are refreshed at the next sweep, on the whole history, not next night.
+            s.execute(update(Shop).where(Shop.id == run.shop_id).values(analytics_at=None))
         log.info("import_done", customers=state["customers"], orders=state["orders"])
         return "done"
     except LostClaim:

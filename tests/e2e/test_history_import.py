@@ -78,9 +78,13 @@ def test_the_shopify_import_equals_what_the_webhooks_produced(live: Any) -> None
     wipe_shop_data(c, shop_id)
     with c.sessions() as s, s.begin():
         s.execute(update(Shop).where(Shop.id == shop_id).values(installed_at=func.now()))
+    with c.sessions() as s, s.begin():  # analytics refreshed last night...
+        s.execute(update(Shop).where(Shop.id == shop_id).values(analytics_at=func.now()))
     import_id = imports.start(c, shop_id, enqueue=False)
     assert imports.run(c, import_id) == "done"
     assert state(c, shop_id) == by_webhooks
+    with c.sessions() as s:  # ... are refreshed again at the next sweep, on the whole history
+        assert s.scalar(select(Shop.analytics_at).where(Shop.id == shop_id)) is None
     progress = imports.latest(c, shop_id)
     assert progress is not None and (progress.orders, progress.total_orders, progress.customers) == (12, 12, 12)
     assert any("refundLineItems" in q for q in sim.graphql_calls)  # refund lines come from nodes(ids:)

@@ -6,15 +6,17 @@ database refuses is rolled back whole and reported; an order the store later sen
 from __future__ import annotations
 
 import io
+from datetime import UTC, datetime
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
 import pytest
 from flask.testing import FlaskClient
-from sqlalchemy import select
+from sqlalchemy import select, update
 
 from app import csv_import
+from app.analytics import refresh
 from app.bootstrap import Container
 from app.core.commands import ObserveOrder
 from app.core.messagebus import handle
@@ -237,3 +239,19 @@ def test_an_imported_order_merges_with_the_stores_webhook(client: FlaskClient, c
     assert namespaced.new_orders == 1
     assert sorted(_orders(container, shop)) == ["450789469", "csv:450789469"]
     assert _orders(container, shop)["csv:450789469"].customer_external_id == "csv:207119551"
+
+
+def test_new_orders_make_the_analytics_due_at_the_next_sweep(container: Container, shop: int) -> None:
+    last_night = datetime(2026, 11, 28, 8, tzinfo=UTC)
+    with container.sessions() as s, s.begin():
+        s.execute(update(t.Shop).where(t.Shop.id == shop).values(analytics_at=last_night, installed_at=last_night))
+    assert shop not in refresh.due(container, datetime(2026, 11, 28, 9, tzinfo=UTC))
+    csv_import.import_file(container, shop, SAMPLE)
+    with container.sessions() as s:
+        assert s.get(t.Shop, shop).analytics_at is None  # type: ignore[union-attr]
+    assert shop in refresh.due(container, datetime(2026, 11, 28, 9, tzinfo=UTC))
+    with container.sessions() as s, s.begin():
+        s.execute(update(t.Shop).where(t.Shop.id == shop).values(analytics_at=last_night))
+    csv_import.import_file(container, shop, SAMPLE)  # nothing new: nothing to refresh for
+    with container.sessions() as s:
+        assert s.get(t.Shop, shop).analytics_at == last_night  # type: ignore[union-attr]
