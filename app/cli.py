@@ -102,6 +102,7 @@ def worker(burst: bool, dispatching: bool) -> None:
     shops' tokens alive and forgets spent install and sign-in nonces."""
     from rq import Worker
     from rq.serializers import JSONSerializer
+    from sqlalchemy.orm import configure_mappers
 
     from app import connections, imports, inbox, shops
     from app.analytics import refresh
@@ -113,6 +114,12 @@ def worker(burst: bool, dispatching: bool) -> None:
         raise click.UsageError("REDIS_URL is not set: the embedded default runs its worker inside `encore run`")
     c = bootstrap(settings)
     assert isinstance(c.queue, RQQueue)
+    # What every job needs is imported and SQLAlchemy's mappers configured here, before the relay thread starts and
+    # before RQ forks its first work horse: a horse forked while the thread held SQLAlchemy's configure lock would
+    # wait on that lock forever (seen as a job timing out in `_configure_registries`).
+    import app.jobs  # noqa: F401
+
+    configure_mappers()
     stop = threading.Event()
 
     def relay() -> None:
