@@ -35,6 +35,8 @@ def _normalise_db_url(url: str) -> str:
 
 @dataclass(frozen=True)
 class Settings:
+    """Every setting; ENVIRONMENT below names the variable each is read from, what it means and its default."""
+
     env: str = "development"
     database_url: str = "sqlite:///instance/encore.db"
     redis_url: str | None = None
@@ -81,6 +83,14 @@ class Settings:
     webhook_timeout_s: float = 15.0
     webhook_rate_per_s: float = 5.0  # per destination host
     webhook_burst: int = 10
+    # Rate limits on the public endpoints (app/web/ratelimit.py), per client address and per link or shopper:
+    # every request, and POSTs (answers, claims, redemptions) apart. Flask-Limiter's notation.
+    rate_limit_pages: str = "60/minute"
+    rate_limit_writes: str = "10/minute"
+    # Operations (app/web/ops.py): /metrics answers only a bearer of this token (404 while it is empty), and
+    # /readyz gives each check this long before it calls the dependency down.
+    metrics_token: str = ""
+    ready_timeout_s: float = 2.0
 
     @property
     def development(self) -> bool:
@@ -138,6 +148,10 @@ class Settings:
             shopify_admin_origin=env.get("SHOPIFY_ADMIN_ORIGIN", cls.shopify_admin_origin),
             app_bridge_url=env.get("SHOPIFY_APP_BRIDGE_URL", cls.app_bridge_url),
             sweep_interval_s=float(env.get("ENCORE_SWEEP_INTERVAL", cls.sweep_interval_s)),
+            metrics_token=env.get("ENCORE_METRICS_TOKEN", cls.metrics_token),
+            ready_timeout_s=float(env.get("ENCORE_READY_TIMEOUT", cls.ready_timeout_s)),
+            rate_limit_pages=env.get("ENCORE_RATE_LIMIT_PAGES", cls.rate_limit_pages),
+            rate_limit_writes=env.get("ENCORE_RATE_LIMIT_WRITES", cls.rate_limit_writes),
             **_channel_settings(env, instance),
         )
 
@@ -171,3 +185,66 @@ def _channel_settings(env: Mapping[str, str], instance: Path) -> dict[str, Any]:
         "webhook_rate_per_s": float(env.get("ENCORE_WEBHOOK_RATE", d.webhook_rate_per_s)),
         "webhook_burst": int(env.get("ENCORE_WEBHOOK_BURST", d.webhook_burst)),
     }
+
+
+# Every variable Settings.from_env reads: the field it fills ("" when none) and what it means. The README's
+# environment reference is rendered from this (environment_reference), and a unit test keeps the two in step.
+ENVIRONMENT: dict[str, tuple[str, str]] = {
+    "ENCORE_ENV": ("env", "development or test: dev secrets are made under the instance folder; anything else "
+                          "(production) refuses to start without every secret"),
+    "ENCORE_INSTANCE": ("", "the instance folder (default `instance`): SQLite file, dev secrets, captured email"),
+    "DATABASE_URL": ("database_url", "SQLAlchemy URL; postgres:// and postgresql:// are read as psycopg 3 "
+                                     "(default: a SQLite file in the instance folder)"),
+    "REDIS_URL": ("redis_url", "set: jobs go to RQ on this Redis; unset: an in-process worker thread"),
+    "ENCORE_SECRET_KEY": ("secret_key", "signs sessions and customer links; required in production"),
+    "ENCORE_ENCRYPTION_KEYS": ("encryption_keys", "comma-separated Fernet keys; the first encrypts, all decrypt "
+                                                  "(see key rotation); required in production"),
+    "ENCORE_APP_URL": ("app_url", "Encore's public origin, as the stores and customers reach it"),
+    "ENCORE_LOG_LEVEL": ("log_level", "DEBUG, INFO, WARNING or ERROR"),
+    "ENCORE_QUEUE": ("queue_name", "the RQ queue's name"),
+    "ENCORE_WEBHOOK_MAX_BYTES": ("webhook_max_bytes", "largest webhook body accepted, in bytes"),
+    "SHOPIFY_API_KEY": ("shopify_api_key", "the Shopify app's client id; required in production"),
+    "SHOPIFY_API_SECRET": ("shopify_api_secrets", "the Shopify app's client secret; required in production"),
+    "SHOPIFY_API_SECRET_OLD": ("shopify_api_secrets", "the previous client secret while Shopify rotates it: "
+                                                      "webhooks signed with either verify"),
+    "SHOPIFY_SCOPES": ("shopify_scopes", "access scopes asked for at install"),
+    "SHOPIFY_SHOP_ORIGIN": ("shopify_shop_origin", "where a shop's Admin API answers; {shop} is its domain"),
+    "SHOPIFY_ADMIN_ORIGIN": ("shopify_admin_origin", "Shopify admin's origin (allowed to frame the app)"),
+    "SHOPIFY_APP_BRIDGE_URL": ("app_bridge_url", "the App Bridge script the embedded admin loads"),
+    "ENCORE_SWEEP_INTERVAL": ("sweep_interval_s", "seconds between the in-process worker's sweeps"),
+    "ENCORE_RATE_LIMIT_PAGES": ("rate_limit_pages", "rate limit on every public request, per client"),
+    "ENCORE_RATE_LIMIT_WRITES": ("rate_limit_writes", "rate limit on public POSTs, per client"),
+    "ENCORE_METRICS_TOKEN": ("metrics_token", "bearer token /metrics requires; empty: /metrics answers 404"),
+    "ENCORE_READY_TIMEOUT": ("ready_timeout_s", "seconds /readyz gives the database and Redis each"),
+    "ENCORE_SMTP_HOST": ("smtp_host", "SMTP server; empty: email is captured to the outbox folder (development only)"),
+    "ENCORE_SMTP_PORT": ("smtp_port", "SMTP port (465 when security is ssl)"),
+    "ENCORE_SMTP_SECURITY": ("smtp_security", "starttls, ssl or none"),
+    "ENCORE_SMTP_USERNAME": ("smtp_username", "the SMTP login name"),
+    "ENCORE_SMTP_PASSWORD": ("smtp_password", "SMTP password"),
+    "ENCORE_SMTP_TIMEOUT": ("smtp_timeout_s", "seconds before an SMTP call gives up"),
+    "ENCORE_EMAIL_BOUNCE_ADDRESS": ("email_bounce_address", "envelope sender; empty: the shop's From address"),
+    "ENCORE_EMAIL_RATE": ("email_rate_per_s", "emails per second, per provider"),
+    "ENCORE_EMAIL_BURST": ("email_burst", "emails sent at once before the rate applies"),
+    "ENCORE_OUTBOX_DIR": ("outbox_dir", "where captured email is written (default: outbox in the instance folder)"),
+    "ENCORE_EMAIL_SINK": ("email_sink", "a journal file: email goes nowhere, one line per send (load tests)"),
+    "ENCORE_SMS_API_URL": ("sms_api_url", "base URL of a Twilio-compatible REST API; empty: SMS is off"),
+    "ENCORE_SMS_ACCOUNT_SID": ("sms_account_sid", "the SMS account's SID"),
+    "ENCORE_SMS_AUTH_TOKEN": ("sms_auth_token", "the SMS account's auth token"),
+    "ENCORE_SMS_FROM": ("sms_from", "default sender: an E.164 number or a Messaging Service SID (MG...)"),
+    "ENCORE_SMS_STATUS_CALLBACK_URL": ("sms_status_callback_url", "where the SMS provider reports delivery"),
+    "ENCORE_SMS_RATE": ("sms_rate_per_s", "SMS per second"),
+    "ENCORE_SMS_BURST": ("sms_burst", "SMS sent at once before the rate applies"),
+    "ENCORE_WEBHOOK_TIMEOUT": ("webhook_timeout_s", "seconds before an outbound webhook call gives up"),
+    "ENCORE_WEBHOOK_RATE": ("webhook_rate_per_s", "outbound webhooks per second, per destination host"),
+    "ENCORE_WEBHOOK_BURST": ("webhook_burst", "outbound webhooks sent at once before the rate applies"),
+}
+
+
+def environment_reference() -> str:
+    """ENVIRONMENT as a Markdown table: variable, default (the field's, where it has a plain one), meaning."""
+    rows = ["| variable | default | meaning |", "|---|---|---|"]
+    for name, (field, meaning) in ENVIRONMENT.items():
+        default = getattr(Settings, field, None) if field else None
+        shown = f"`{default}`" if isinstance(default, str | int | float) and default != "" else ""
+        rows.append(f"| `{name}` | {shown} | {meaning} |")
+    return "\n".join(rows) + "\n"

@@ -28,12 +28,15 @@ def create_app(settings: Settings | None = None, *, container: Container | None 
         csv_import,
         feedback_admin,
         loyalty_admin,
+        ops,
         outbox,
         pages,
         proxy,
         public,
+        ratelimit,
         webhooks,
     )
+    from app.web import exports as exports_web
     from app.web import journeys as journeys_web
     from app.web import referrals as referrals_web
     from app.web import segments_admin as segments_web
@@ -41,8 +44,10 @@ def create_app(settings: Settings | None = None, *, container: Container | None 
     from connectors.woocommerce import routes as woocommerce_routes
 
     app.context_processor(pages.nav_context)
+    app.register_blueprint(ops.bp)  # first: its request id is bound before any other blueprint's hooks run
     app.register_blueprint(webhooks.bp)
     app.register_blueprint(admin.bp)
+    app.register_blueprint(exports_web.bp)
     app.register_blueprint(analytics_admin.bp)
     app.register_blueprint(csv_import.bp)
     app.register_blueprint(journeys_web.bp)
@@ -55,10 +60,7 @@ def create_app(settings: Settings | None = None, *, container: Container | None 
     app.register_blueprint(segments_web.bp)
     app.register_blueprint(shopify_routes.bp)
     app.register_blueprint(woocommerce_routes.bp)
-
-    @app.get("/healthz")
-    def healthz() -> Response:
-        return jsonify(ok=True)
+    ratelimit.init(app, settings)
 
     @app.errorhandler(NotInstalled)
     def not_installed(exc: NotInstalled) -> tuple[Response, int]:

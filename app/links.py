@@ -101,9 +101,14 @@ def _is_id(value: Any) -> bool:
     return isinstance(value, int) and not isinstance(value, bool) and value > 0
 
 
+# A backslash (browsers read it as "/", Python's URL parser does not, so the two can disagree on the host) or a
+# control character (a header break in Location) has no place in a link Encore redirects to.
+_UNSAFE = re.compile(r"[\\\x00-\x1f\x7f]")
+
+
 def _web_url(target: str) -> bool:
     parts = urlsplit(target)
-    return parts.scheme in ("http", "https") and bool(parts.netloc)
+    return parts.scheme in ("http", "https") and bool(parts.hostname) and not _UNSAFE.search(target)
 
 
 # --- making links ------------------------------------------------------------------------------------------------

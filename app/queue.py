@@ -13,6 +13,8 @@ from typing import Any, Protocol
 
 import structlog
 
+from app.log import job_ids
+
 log = structlog.get_logger(__name__)
 
 
@@ -81,9 +83,11 @@ class InProcessQueue:
                 with self._idle:
                     self._relay_waiting = False
             try:
-                _resolve(job)(*args)
-            except Exception:
-                log.exception("job_failed", job=job, args=args)
+                with job_ids(job):  # RQ's job id has no in-process counterpart: a new id per run
+                    try:
+                        _resolve(job)(*args)
+                    except Exception:
+                        log.exception("job_failed", args=args)
             finally:
                 with self._idle:
                     self._busy -= 1
@@ -92,6 +96,10 @@ class InProcessQueue:
     def _sweep_loop(self) -> None:
         while not self._stop.wait(self._sweep_every):
             self.enqueue("sweep")
+
+    def depth(self) -> int:
+        """Jobs waiting for the worker thread (the metrics' queue depth)."""
+        return self._q.qsize()
 
     def drain(self, timeout: float = 10.0) -> bool:
         """Wait until every enqueued job has run (tests and the demo use this)."""
@@ -130,6 +138,10 @@ class RQQueue:
         with self.redis.pipeline() as pipe:
             self.rq.enqueue_many(batch, pipeline=pipe)
             pipe.execute()
+
+    def depth(self) -> int:
+        """Jobs waiting in the Redis queue (the metrics' queue depth)."""
+        return int(self.rq.count)
 
     def nudge(self) -> None:
         """Nothing to do here: the workers' relay polls the database every 250 ms."""

@@ -164,12 +164,15 @@ def store_platform(c: Container, shop_id: int) -> StorePlatform:
 
 
 def rotate_keys(c: Container) -> int:
-    """Re-seal every stored token under the first configured key; returns how many shops were touched."""
+    """Re-seal every encrypted column (Shopify's tokens, WooCommerce's keys and webhook secret) under the first
+    configured key; returns how many shops were touched. Running it again only re-seals under the same key."""
     count = 0
     with c.sessions() as s, s.begin():
         for shop in s.scalars(select(Shop).with_for_update()):
             shop.access_token = c.vault.reseal(shop.access_token)
             shop.refresh_token = c.vault.reseal(shop.refresh_token)
+            shop.api_key, shop.api_secret = c.vault.reseal(shop.api_key), c.vault.reseal(shop.api_secret)
+            shop.webhook_secret = c.vault.reseal(shop.webhook_secret)
             count += 1
     return count
 

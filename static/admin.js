@@ -554,6 +554,20 @@
   loadJourneys().catch((e) => oops(e));
   loadMessaging().catch((e) => oops(e));
 
+  document.getElementById("export-download").onclick = () => {
+    // Everything the shop owns as one ZIP (app/exports.py), fetched with the session token, saved as a file.
+    const button = document.getElementById("export-download");
+    const status = document.getElementById("export-status");
+    const format = document.getElementById("export-format").value;
+    button.disabled = true;
+    status.textContent = document.getElementById("export-all").dataset.preparing;
+    api("/api/admin/export.zip?format=" + encodeURIComponent(format)).then((r) => r.blob()).then((blob) => {
+      const a = document.createElement("a");
+      a.href = URL.createObjectURL(blob); a.download = "encore-export-" + format + ".zip"; a.click();
+      status.textContent = "";
+    }).catch((e) => { status.textContent = e instanceof SessionExpired ? e.message : String(e); })
+      .finally(() => { button.disabled = false; });
+  };
   document.getElementById("history-retry").onclick = () =>
     api("/api/admin/history/retry", { method: "POST" }).then(render).catch(show);
   render().catch(show);

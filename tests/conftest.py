@@ -26,6 +26,7 @@ from app.migrate import upgrade
 from app.queue import InProcessQueue
 from app.simulator.shopify import ShopifySimulator
 from app.simulator.woocommerce import WooCommerceSimulator
+from tests.fakes import FakeStorePlatform
 
 API_KEY, API_SECRET = "test-api-key", "shpss_test_0123456789abcdef0123456789abcdef"
 PG_URL = os.environ.get("DATABASE_URL", "")
@@ -61,6 +62,8 @@ def settings(tmp_path: Path, pg_schema: str | None) -> Settings:
         env="test", database_url=url, redis_url=None, secret_key="test", encryption_keys=(Fernet.generate_key().decode(),),
         shopify_api_key=API_KEY, shopify_api_secrets=(API_SECRET,), app_url="http://127.0.0.1:1",
         sweep_interval_s=3600,
+        # Tests post a form many times a minute; tests/integration/test_public_rate_limits.py runs the real limits.
+        rate_limit_pages="100000/minute", rate_limit_writes="100000/minute",
     )
 
 
@@ -156,3 +159,11 @@ def shopify_store() -> Iterator[ShopifySimulator]:
     simulator.start()
     yield simulator
     simulator.stop()
+
+
+@pytest.fixture
+def store(monkeypatch: pytest.MonkeyPatch) -> FakeStorePlatform:
+    """The store platform every shop talks to in this test: a fake that records discounts written."""
+    fake = FakeStorePlatform()
+    monkeypatch.setattr("app.shops.store_platform", lambda c, shop_id: fake)
+    return fake

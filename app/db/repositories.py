@@ -398,8 +398,16 @@ class Shops:
             uninstalled_at=at, access_token=None, refresh_token=None, access_expires_at=None, refresh_expires_at=None))
 
     def delete_everything(self, shop_id: int) -> None:
-        for table in t.SHOP_TABLES:
-            self.s.execute(delete(table).where(table.__table__.c.shop_id == shop_id))
+        """shop/redact: every row of the shop, children before parents (the metadata's order, whatever the order
+        of SHOP_TABLES), then its pending install nonces (keyed by domain: no shop_id), then the shop itself."""
+        owned = {_table(model) for model in t.SHOP_TABLES}
+        for table in reversed(t.Base.metadata.sorted_tables):
+            if table in owned:
+                self.s.execute(delete(table).where(table.c.shop_id == shop_id))
+        shop = self.s.execute(select(t.Shop.platform, t.Shop.domain).where(t.Shop.id == shop_id)).first()
+        if shop is not None:
+            self.s.execute(delete(t.InstallNonce).where(t.InstallNonce.platform == shop.platform,
+                                                        t.InstallNonce.shop_domain == shop.domain))
         self.s.execute(delete(t.Shop).where(t.Shop.id == shop_id))
 
 

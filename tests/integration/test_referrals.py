@@ -44,13 +44,6 @@ def clock(container: Container, monkeypatch: pytest.MonkeyPatch) -> Clock:
     return at
 
 
-@pytest.fixture
-def store(monkeypatch: pytest.MonkeyPatch) -> FakeStorePlatform:
-    fake = FakeStorePlatform()
-    monkeypatch.setattr("app.shops.store_platform", lambda c, shop_id: fake)
-    return fake
-
-
 def configure(c: Container, shop_id: int, **changes: Any) -> None:
     settings: dict[str, Any] = {"enabled": True, "friend_kind": "percent", "friend_value": Decimal("10"),
                                 "friend_valid_days": 30, "referrer_points": 500, "wait_days": 30,

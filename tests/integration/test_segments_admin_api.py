@@ -30,13 +30,6 @@ REPEAT = {"match": "all", "rules": [{"field": "orders_count", "op": ">=", "value
 
 
 @pytest.fixture
-def store(monkeypatch: pytest.MonkeyPatch) -> FakeStorePlatform:
-    fake = FakeStorePlatform()
-    monkeypatch.setattr("app.shops.store_platform", lambda c, shop_id: fake)
-    return fake
-
-
-@pytest.fixture
 def shop(container: Container) -> int:
     """Three customers: c1 with two paid orders (p1, p2), c2 with one (p2), c3 with none."""
     shop_id = add_shop(container, DOMAIN)

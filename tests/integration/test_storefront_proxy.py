@@ -38,13 +38,6 @@ def signed(customer: str | None = "7001", *, secret: str = API_SECRET, age: floa
 
 
 @pytest.fixture
-def store(monkeypatch: pytest.MonkeyPatch) -> FakeStorePlatform:
-    fake = FakeStorePlatform()
-    monkeypatch.setattr("app.shops.store_platform", lambda c, shop_id: fake)
-    return fake
-
-
-@pytest.fixture
 def shop(container: Container) -> Iterator[dict[str, int]]:
     shop_id = add_shop(container)
     now = datetime.now(UTC)

@@ -40,13 +40,6 @@ def signed(method: str, path: str, query: str = "", body: bytes = b"", *, custom
 
 
 @pytest.fixture
-def store(monkeypatch: pytest.MonkeyPatch) -> FakeStorePlatform:
-    fake = FakeStorePlatform()
-    monkeypatch.setattr("app.shops.store_platform", lambda c, shop_id: fake)
-    return fake
-
-
-@pytest.fixture
 def shop(container: Container) -> Iterator[dict[str, int]]:
     now = datetime.now(UTC)
     add_shop(container)  # a Shopify shop beside it, whose customer 12 is someone else
