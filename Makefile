@@ -3,7 +3,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: run test unit contract integration e2e lint typecheck bench system-deps plugin journey-messages
+.PHONY: run test unit contract integration e2e lint typecheck bench system-deps plugin journey-messages audit
 
 $(STAMP): pyproject.toml
 	python3 -m venv $(VENV)
@@ -33,6 +33,10 @@ lint: $(STAMP)
 
 typecheck: $(STAMP)
 	$(VENV)/bin/mypy
+
+# Known vulnerabilities in the installed dependencies (PyPI's advisory database; needs the network).
+audit: $(STAMP)
+	$(VENV)/bin/pip-audit --strict --skip-editable --progress-spinner off
 
 bench: $(STAMP) system-deps
 	$(PY) bench/intake.py

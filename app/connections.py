@@ -63,7 +63,7 @@ def _claim(c: Container, user_id: str) -> str:
     with c.sessions() as s, s.begin():
         pending = s.get(InstallNonce, nonce)
         if pending is None or pending.platform != "woocommerce" or not hmac.compare_digest(
-                _sign(c, nonce, pending.shop_domain), signature):
+                _sign(c, nonce, pending.shop_domain).encode(), signature.encode("utf-8", "replace")):
             raise ConnectRefused("no connect request of Encore's matches this callback")
         now = datetime.now(UTC)
         spent = rowcount(s.execute(update(InstallNonce).where(

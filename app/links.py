@@ -147,7 +147,8 @@ def form_token(settings: Settings, link_token: str) -> str:
 
 
 def valid_form_token(settings: Settings, link_token: str, given: str | None) -> bool:
-    return bool(given) and hmac.compare_digest(form_token(settings, link_token), str(given))
+    return bool(given) and hmac.compare_digest(  # bytes: on text, compare_digest raises TypeError for non-ASCII
+        form_token(settings, link_token).encode(), str(given).encode("utf-8", "replace"))
 
 
 # --- reading links -----------------------------------------------------------------------------------------------

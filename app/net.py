@@ -47,6 +47,20 @@ def public_address_problem(host: str, port: int) -> str | None:
         return f"{host!r} does not resolve"
     for info in infos:
         address = ipaddress.ip_address(info[4][0])
-        if not address.is_global or address.is_multicast:
+        if any(not a.is_global or a.is_multicast for a in (address, *_embedded_ipv4(address))):
             return f"resolves to a non-public address ({address})"
     return None
+
+
+_NAT64 = ipaddress.ip_network("64:ff9b::/96")
+
+
+def _embedded_ipv4(address: ipaddress.IPv4Address | ipaddress.IPv6Address) -> list[ipaddress.IPv4Address]:
+    """The IPv4 addresses an IPv6 address carries (mapped, NAT64, 6to4, Teredo): Python counts NAT64 and 6to4
+    addresses as global whatever they embed, and a NAT64 gateway would forward `64:ff9b::a00:1` to 10.0.0.1."""
+    if not isinstance(address, ipaddress.IPv6Address):
+        return []
+    embedded = [address.ipv4_mapped, address.sixtofour, *(address.teredo or ())]
+    if address in _NAT64:
+        embedded.append(ipaddress.IPv4Address(int(address) & 0xFFFFFFFF))
+    return [a for a in embedded if a is not None]

@@ -88,7 +88,7 @@ def sign_in(c: Container, token: str) -> SignIn:
         raise SignInRefused(f"This sign-in token has expired. {AGAIN}") from exc
     except jwt.PyJWTError as exc:
         raise SignInRefused(NOT_VALID) from exc
-    if not hmac.compare_digest(str(header.get("kid", "")), key[-7:]):
+    if not hmac.compare_digest(str(header.get("kid", "")).encode("utf-8", "replace"), key[-7:].encode()):
         raise SignInRefused("This sign-in token was signed with another key than the one Encore holds for this store; "
                             "connect the store to Encore again.")
     iat, exp, jti, sub = claims["iat"], claims["exp"], claims["jti"], claims["sub"]

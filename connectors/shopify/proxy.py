@@ -52,7 +52,8 @@ def verify(params: list[tuple[str, str]], secrets: tuple[str, ...], now: float) 
     given = [v for k, v in params if k == "signature"]
     if len(given) != 1 or not given[0]:
         raise ProxyRejected("no signature, or more than one")
-    if not any(hmac.compare_digest(sign(params, secret), given[0]) for secret in secrets if secret):
+    given_bytes = given[0].encode("utf-8", "replace")  # compare_digest raises TypeError on non-ASCII text
+    if not any(hmac.compare_digest(sign(params, secret).encode(), given_bytes) for secret in secrets if secret):
         raise ProxyRejected("bad signature")
     values: dict[str, list[str]] = {}
     for key, value in params:

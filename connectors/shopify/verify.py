@@ -77,7 +77,8 @@ _JS_SAFE = "!'()*"  # what encodeURIComponent leaves alone besides letters, digi
 
 def _signed(params: Mapping[str, Any], given: str, secrets: tuple[str, ...]) -> bool:
     """Shopify's libraries disagree on how values are escaped before signing; accept either form."""
-    return any(hmac.compare_digest(sign(params, s), given) for s in secrets for sign in (_canonical_hmac, _encoded_hmac))
+    raw = given.encode("utf-8", "replace")  # compare_digest raises TypeError on non-ASCII text
+    return any(hmac.compare_digest(sign(params, s).encode(), raw) for s in secrets for sign in (_canonical_hmac, _encoded_hmac))
 
 
 def verify_query(params: Mapping[str, Any], secrets: tuple[str, ...], *, now: float | None = None,

@@ -133,7 +133,7 @@ def verify(method: str, path: str, query: bytes, body: bytes, headers: Headers,
     if key is None:
         raise UnknownStore("Encore is not installed on this store")
     expected = sign(key.secret, method.upper(), path, query, timestamp, store, customer, body)
-    if not hmac.compare_digest(expected, signature):
+    if not hmac.compare_digest(expected.encode(), signature.encode("utf-8", "replace")):
         raise ProxyRejected("bad signature")
     return ProxyRequest(key.shop_id, key.domain, customer or None)
 
