@@ -58,7 +58,7 @@ def bootstrap(settings: Settings, *, queue: JobQueue | None = None, engine_optio
     options = engine_options or {}
     engine = make_engine(settings.database_url, **options)
     if queue is None:
-        queue = RQQueue(settings.redis_url, settings.queue_name) if settings.redis_url else InProcessQueue(
+        queue = RQQueue(settings.redis_url, settings.queue_name, settings.queue_shards) if settings.redis_url else InProcessQueue(
             settings.sweep_interval_s)
     container = Container(
         settings=settings, engine=engine, intake=make_intake_engine(settings.database_url, engine, **options),

@@ -94,12 +94,16 @@ def dispatch(once: bool, batch: int) -> None:
 @click.option("--burst", is_flag=True, help="Process what is queued, then exit.")
 @click.option("--dispatch/--no-dispatch", "dispatching", default=True,
               help="Also run the journeys dispatcher in this process (on by default).")
-def worker(burst: bool, dispatching: bool) -> None:
+@click.option("--shard", "shards", type=int, multiple=True,
+              help="With ENCORE_QUEUE_SHARDS above 1: the shard queues this worker takes (repeatable; default all). "
+                   "Give each shard to one worker at a time, and its shops' events run one at a time, in order.")
+def worker(burst: bool, dispatching: bool, shards: tuple[int, ...]) -> None:
     """An RQ worker (with the scheduler) beside the relay: every 250 ms it enqueues the inbox rows that are
     due (new, retried, lost or left by a dead worker); every minute it schedules the WooCommerce stores due
     for reconciling, re-queues history imports that are due or were lost, and looks for the birthdays,
     anniversaries, run-outs and win-backs that came due (each shop hourly); every 15 minutes it keeps quiet
-    shops' tokens alive and forgets spent install and sign-in nonces."""
+    shops' tokens alive and forgets spent install and sign-in nonces. Besides its shards (all by default) it
+    takes the shared queue's jobs."""
     from rq import Worker
     from rq.serializers import JSONSerializer
     from sqlalchemy.orm import configure_mappers
@@ -114,6 +118,10 @@ def worker(burst: bool, dispatching: bool) -> None:
         raise click.UsageError("REDIS_URL is not set: the embedded default runs its worker inside `encore run`")
     c = bootstrap(settings)
     assert isinstance(c.queue, RQQueue)
+    try:
+        queues = c.queue.queues(shards or None)
+    except ValueError as exc:
+        raise click.UsageError(str(exc)) from exc
     # What every job needs is imported and SQLAlchemy's mappers configured here, before the relay thread starts and
     # before RQ forks its first work horse: a horse forked while the thread held SQLAlchemy's configure lock would
     # wait on that lock forever (seen as a job timing out in `_configure_registries`).
@@ -153,7 +161,7 @@ def worker(burst: bool, dispatching: bool) -> None:
 
         dispatch.start_thread(c)
     try:
-        Worker([c.queue.rq], connection=c.queue.redis, serializer=JSONSerializer).work(
+        Worker(queues, connection=c.queue.redis, serializer=JSONSerializer).work(
             burst=burst, with_scheduler=not burst)
     finally:
         stop.set()

@@ -45,6 +45,9 @@ class Settings:
     app_url: str = "http://127.0.0.1:8000"
     log_level: str = "INFO"
     queue_name: str = "encore"
+    # Inbox rows go to one of this many queues by shop (shop id modulo the count), so that a worker given a shard
+    # (`encore worker --shard N`) processes a shop's events one at a time, in the order they arrived.
+    queue_shards: int = 1
     webhook_max_bytes: int = 1_000_000
     shopify_api_key: str = DEV_API_KEY
     shopify_api_secrets: tuple[str, ...] = (DEV_API_SECRET,)
@@ -56,6 +59,8 @@ class Settings:
     app_bridge_url: str = "https://cdn.shopify.com/shopifycloud/app-bridge.js"
     sweep_interval_s: float = 15.0
     inbox_lease_s: int = 60
+    # A row handed to the queue this long ago and still pending: its job was lost (Redis restarted empty).
+    inbox_lost_after_s: float = 60.0
     inbox_max_attempts: int = 5
     # A history import works in slices of this many seconds, then queues its next slice, so a long import
     # never holds a worker (or the embedded worker thread) for long and never meets RQ's job timeout.
@@ -140,6 +145,9 @@ class Settings:
             app_url=env.get("ENCORE_APP_URL", cls.app_url).rstrip("/"),
             log_level=env.get("ENCORE_LOG_LEVEL", cls.log_level),
             queue_name=env.get("ENCORE_QUEUE", cls.queue_name),
+            queue_shards=_positive_int(env, "ENCORE_QUEUE_SHARDS", cls.queue_shards),
+            inbox_lease_s=_positive_int(env, "ENCORE_INBOX_LEASE", cls.inbox_lease_s),
+            inbox_lost_after_s=float(env.get("ENCORE_INBOX_LOST_AFTER", cls.inbox_lost_after_s)),
             webhook_max_bytes=int(env.get("ENCORE_WEBHOOK_MAX_BYTES", cls.webhook_max_bytes)),
             shopify_api_key=need("SHOPIFY_API_KEY", DEV_API_KEY),
             shopify_api_secrets=(api_secrets, old) if old else (api_secrets,),
@@ -154,6 +162,13 @@ class Settings:
             rate_limit_writes=env.get("ENCORE_RATE_LIMIT_WRITES", cls.rate_limit_writes),
             **_channel_settings(env, instance),
         )
+
+
+def _positive_int(env: Mapping[str, str], name: str, default: int) -> int:
+    value = int(env.get(name, default))
+    if value < 1:
+        raise ValueError(f"{name} must be a whole number of at least 1, not {value}")
+    return value
 
 
 def _channel_settings(env: Mapping[str, str], instance: Path) -> dict[str, Any]:
@@ -202,6 +217,12 @@ ENVIRONMENT: dict[str, tuple[str, str]] = {
     "ENCORE_APP_URL": ("app_url", "Encore's public origin, as the stores and customers reach it"),
     "ENCORE_LOG_LEVEL": ("log_level", "DEBUG, INFO, WARNING or ERROR"),
     "ENCORE_QUEUE": ("queue_name", "the RQ queue's name"),
+    "ENCORE_QUEUE_SHARDS": ("queue_shards", "how many queues inbox rows are split over by shop (see scaling out); "
+                                            "every process must use the same number"),
+    "ENCORE_INBOX_LEASE": ("inbox_lease_s", "seconds a worker holds an inbox row it is processing; a row whose "
+                                            "lease ran out (its worker died) is handed out again"),
+    "ENCORE_INBOX_LOST_AFTER": ("inbox_lost_after_s", "seconds after which a row handed to Redis and still "
+                                                      "pending counts as lost and is handed over again"),
     "ENCORE_WEBHOOK_MAX_BYTES": ("webhook_max_bytes", "largest webhook body accepted, in bytes"),
     "SHOPIFY_API_KEY": ("shopify_api_key", "the Shopify app's client id; required in production"),
     "SHOPIFY_API_SECRET": ("shopify_api_secrets", "the Shopify app's client secret; required in production"),

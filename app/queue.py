@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import queue as stdqueue
 import threading
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Sequence
 from typing import Any, Protocol
 
 import structlog
@@ -21,7 +21,9 @@ log = structlog.get_logger(__name__)
 class JobQueue(Protocol):
     def enqueue(self, job: str, *args: int | str) -> None: ...
 
-    def enqueue_many(self, job: str, ids: Iterable[int]) -> None: ...
+    def enqueue_many(self, job: str, ids: Sequence[int], shops: Sequence[int] | None = None) -> None:
+        """Enqueue one job per id, in order; with `shops` (the shop of each id), on that shop's queue."""
+        ...
 
     def nudge(self) -> None:
         """New rows are waiting: relay them soon (at once in-process; RQ workers poll every 250 ms)."""
@@ -54,8 +56,8 @@ class InProcessQueue:
             self._busy += 1
         self._q.put((job, args))
 
-    def enqueue_many(self, job: str, ids: Iterable[int]) -> None:
-        for row_id in ids:
+    def enqueue_many(self, job: str, ids: Sequence[int], shops: Sequence[int] | None = None) -> None:
+        for row_id in ids:  # one worker thread: every shop's jobs run one at a time, in this order
             self.enqueue(job, row_id)
 
     def nudge(self) -> None:
@@ -114,36 +116,65 @@ class InProcessQueue:
             thread.join(wait)
 
 
+def shard_queue_name(name: str, shard: int) -> str:
+    return f"{name}-shard-{shard}"
+
+
 class RQQueue:
-    def __init__(self, redis_url: str, name: str) -> None:
+    """RQ on Redis. With `shards` above 1, inbox rows go to `<name>-shard-<shop id % shards>` and everything else
+    to `<name>`: a worker that alone holds a shard (`encore worker --shard N`) runs each of its shops' events
+    one at a time, in the order the relay handed them over (the order they arrived)."""
+
+    def __init__(self, redis_url: str, name: str, shards: int = 1) -> None:
         from redis import Redis
         from rq import Queue
         from rq.serializers import JSONSerializer
 
         self.redis = Redis.from_url(redis_url)
         self.rq = Queue(name, connection=self.redis, serializer=JSONSerializer)
+        self.shards = max(1, shards)
+        self.shard_queues = [self.rq] if self.shards == 1 else [
+            Queue(shard_queue_name(name, n), connection=self.redis, serializer=JSONSerializer)
+            for n in range(self.shards)]
 
-    def _job(self, job: str, *args: int | str) -> Any:
+    def queue_for(self, shop_id: int) -> Any:
+        return self.shard_queues[shop_id % self.shards]
+
+    def queues(self, shards: Sequence[int] | None = None) -> list[Any]:
+        """What a worker listens to: the given shards' queues (all when None), then the shared queue."""
+        if self.shards == 1:
+            return [self.rq]
+        chosen = range(self.shards) if shards is None else shards
+        for n in chosen:
+            if not 0 <= n < self.shards:
+                raise ValueError(f"shard {n} does not exist: ENCORE_QUEUE_SHARDS is {self.shards} (shards 0 to "
+                                 f"{self.shards - 1})")
+        return [self.shard_queues[n] for n in chosen] + [self.rq]
+
+    def _job(self, queue: Any, job: str, *args: int | str) -> Any:
         from rq import Retry
 
-        return self.rq.prepare_data(f"app.jobs.{job}", args=args, retry=Retry(max=3, interval=[1, 5, 30]),
-                                    timeout=120, result_ttl=0, failure_ttl=86400)
+        return queue.prepare_data(f"app.jobs.{job}", args=args, retry=Retry(max=3, interval=[1, 5, 30]),
+                                  timeout=120, result_ttl=0, failure_ttl=86400)
 
     def enqueue(self, job: str, *args: int | str) -> None:
-        self.rq.enqueue_many([self._job(job, *args)])
+        self.rq.enqueue_many([self._job(self.rq, job, *args)])
 
-    def enqueue_many(self, job: str, ids: Iterable[int]) -> None:
-        """One pipeline for the whole batch the relay hands over."""
-        batch = [self._job(job, row_id) for row_id in ids]
+    def enqueue_many(self, job: str, ids: Sequence[int], shops: Sequence[int] | None = None) -> None:
+        """One pipeline for the whole batch the relay hands over; each shop's ids keep their order."""
+        by_queue: dict[str, tuple[Any, list[Any]]] = {}
+        for n, row_id in enumerate(ids):
+            queue = self.rq if shops is None else self.queue_for(shops[n])
+            by_queue.setdefault(queue.name, (queue, []))[1].append(self._job(queue, job, row_id))
         with self.redis.pipeline() as pipe:
-            self.rq.enqueue_many(batch, pipeline=pipe)
+            for queue, batch in by_queue.values():
+                queue.enqueue_many(batch, pipeline=pipe)
             pipe.execute()
 
     def depth(self) -> int:
-        """Jobs waiting in the Redis queue (the metrics' queue depth)."""
-        return int(self.rq.count)
+        """Jobs waiting in the Redis queues (the metrics' queue depth)."""
+        extra = self.shard_queues if self.shards > 1 else []
+        return int(self.rq.count) + sum(int(q.count) for q in extra)
 
     def nudge(self) -> None:
         """Nothing to do here: the workers' relay polls the database every 250 ms."""
-
-

@@ -7,6 +7,7 @@ import json
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+import pytest
 from flask.testing import FlaskClient
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
@@ -163,7 +164,7 @@ class DroppingQueue:
     def enqueue(self, job: str, *args: Any) -> None:
         self.lost.append((job, args))
 
-    def enqueue_many(self, job: str, ids: Any) -> None:
+    def enqueue_many(self, job: str, ids: Any, shops: Any = None) -> None:
         self.lost.extend((job, (i,)) for i in ids)
 
     def nudge(self) -> None:
@@ -192,6 +193,28 @@ def test_a_lost_job_and_a_dead_worker_are_recovered_by_the_relay(container: Cont
         statuses = dict(s.execute(select(t.InboxRow.id, t.InboxRow.status)).all())
     assert statuses == {lost: "done", crashed: "done"}
     assert count(container, t.Order) == 1 and count(container, t.Customer) == 1
+
+
+class RefusingQueue(DroppingQueue):
+    def enqueue_many(self, job: str, ids: Any, shops: Any = None) -> None:
+        raise ConnectionError("Redis is restarting")
+
+
+def test_a_queue_that_refuses_the_batch_leaves_the_rows_due(container: Container) -> None:
+    shop_id = add_shop(container)
+    real_queue = container.queue
+    container.queue = RefusingQueue()  # type: ignore[assignment]
+    row = inbox.store(container, shop_id=shop_id, platform="shopify", topic="orders/create", event_id="a",
+                      body=json.dumps(sample.ORDER).encode())
+    with pytest.raises(ConnectionError):
+        inbox.relay(container)
+    with container.sessions() as s:
+        stored = s.get(t.InboxRow, row)
+        assert stored is not None and (stored.status, stored.enqueued_at) == ("pending", None)  # not marked handed over
+    container.queue = real_queue
+    assert inbox.relay(container) == 1  # at once, not a minute later as a lost job
+    drain(container)
+    assert count(container, t.Order) == 1
 
 
 def test_a_row_that_keeps_failing_is_parked_visible_and_retryable(container: Container) -> None:

@@ -6,13 +6,15 @@ import dataclasses
 import inspect
 import re
 
+import pytest
+
 from app import config
 from app.config import ENVIRONMENT, Settings, environment_reference
 
 
 def read_variables() -> set[str]:
     source = inspect.getsource(Settings.from_env) + inspect.getsource(config._channel_settings)
-    return set(re.findall(r'(?:env\.get|need)\(\s*"([A-Z][A-Z0-9_]+)"', source))
+    return set(re.findall(r'(?:env\.get\(|need\(|_positive_int\(env,)\s*"([A-Z][A-Z0-9_]+)"', source))
 
 
 def test_every_variable_read_is_documented_and_every_documented_one_is_read() -> None:
@@ -43,3 +45,14 @@ def test_the_reference_table_has_a_row_per_variable_with_its_default() -> None:
     assert len(table) == 2 + len(ENVIRONMENT)
     assert "| `ENCORE_QUEUE` | `encore` |" in "\n".join(table)
     assert "| `ENCORE_SECRET_KEY` |  |" in "\n".join(table)  # a secret has no default shown
+
+
+def test_queue_shards_and_inbox_timings_are_read_and_checked() -> None:
+    env = {"ENCORE_SECRET_KEY": "k", "ENCORE_ENCRYPTION_KEYS": "MTIzNDU2Nzg5MDEyMzQ1Njc4OTAxMjM0NTY3ODkwMTI=",
+           "ENCORE_QUEUE_SHARDS": "4", "ENCORE_INBOX_LEASE": "5", "ENCORE_INBOX_LOST_AFTER": "2.5"}
+    s = Settings.from_env(env)
+    assert (s.queue_shards, s.inbox_lease_s, s.inbox_lost_after_s) == (4, 5, 2.5)
+    defaults = Settings.from_env({k: v for k, v in env.items() if not k.startswith(("ENCORE_Q", "ENCORE_I"))})
+    assert (defaults.queue_shards, defaults.inbox_lease_s, defaults.inbox_lost_after_s) == (1, 60, 60.0)
+    with pytest.raises(ValueError, match="ENCORE_QUEUE_SHARDS must be a whole number of at least 1"):
+        Settings.from_env({**env, "ENCORE_QUEUE_SHARDS": "0"})
