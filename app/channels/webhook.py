@@ -35,7 +35,7 @@ import structlog
 from standardwebhooks import Webhook
 
 from app.core.ports import OutboundMessage, SendResult
-from app.net import public_address_problem
+from app.net import guarded_session, public_address_problem
 from connectors.payload import retry_after
 
 log = structlog.get_logger(__name__)
@@ -137,7 +137,8 @@ class WebhookChannel:
         self.secret_for = secret_for
         self.timeout_s = timeout_s
         self.allow_private = allow_private
-        self.session = session or requests.Session()
+        # Outside development, connections go only to addresses checked when each is opened (DNS rebinding).
+        self.session = session or (requests.Session() if allow_private else guarded_session())
         self.clock = clock
 
     def send(self, message: OutboundMessage) -> SendResult:

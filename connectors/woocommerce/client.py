@@ -6,7 +6,9 @@ platform's error `code`. Paging follows X-WP-TotalPages, and a page that fails i
 
 What the package does, read at woocommerce 3.0.0 (`woocommerce/api.py`):
 
-* it calls `requests.request` itself: no session can be injected, so no connection is reused between calls;
+* it calls `requests.request` itself, with no way to pass a session: this module routes that call through the
+  client's own session (below), which outside development is `app.net.guarded_session()`, so a store host that
+  re-resolves to a private address between the URL check and a call (DNS rebinding) is refused at connect time;
 * over https it sends HTTP Basic auth; over plain http it signs OAuth 1.0a (HMAC-SHA256) into the query string,
   which is what WooCommerce itself requires on http (Basic is only honoured over SSL);
 * on http the query is also repeated (signed in the URL, then appended again as `params`);
@@ -18,6 +20,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable, Iterator, Mapping
+from contextvars import ContextVar
 from datetime import UTC, datetime
 from typing import Any
 
@@ -27,6 +30,7 @@ import woocommerce
 from tenacity import RetryCallState, Retrying, retry_if_exception_type, stop_after_attempt, wait_exponential
 
 from app.core.ports import StoreBusy
+from app.net import guarded_session
 from connectors.payload import retry_after
 
 API_VERSION = "wc/v3"
@@ -78,11 +82,26 @@ def _error_of(response: requests.Response) -> tuple[str | None, str]:
     return None, response.text[:200]
 
 
+# The session the package's module-level `request` goes through, set by the client around each call.
+_SESSION: ContextVar[requests.Session | None] = ContextVar("woocommerce_session", default=None)
+
+
+def _request(method: str, url: str, **kwargs: Any) -> requests.Response:
+    session = _SESSION.get()
+    return session.request(method, url, **kwargs) if session else requests.request(method, url, **kwargs)
+
+
+woocommerce.api.request = _request
+
+
 class WooCommerceClient:
     def __init__(self, store_url: str, consumer_key: str, consumer_secret: str, *,
                  timeout: tuple[float, float] = (3.05, 30.0), attempts: int = 5,
                  sleep: Callable[[float], None] = time.sleep, verify_ssl: bool = True,
-                 user_agent: str = "Encore/0.1 (+woocommerce)") -> None:
+                 user_agent: str = "Encore/0.1 (+woocommerce)", allow_private: bool = False) -> None:
+        """`allow_private`: the store may be on a private or loopback address (development and the simulator);
+        otherwise every connection goes only to public addresses, checked when it is opened."""
+        self.session = requests.Session() if allow_private else guarded_session()
         self.store_url = store_url.rstrip("/")
         self.consumer_key = consumer_key
         self.timeout, self.attempts, self.sleep = timeout, attempts, sleep
@@ -103,6 +122,7 @@ class WooCommerceClient:
               data: Any | None) -> requests.Response:
         query = {k: v for k, v in (params or {}).items() if v is not None}
         where = f"{method} {path}"
+        token = _SESSION.set(self.session)
         try:
             if method == "GET":
                 response: requests.Response = self.api.get(path, params=query)
@@ -116,6 +136,8 @@ class WooCommerceClient:
             raise WooCommerceRetryable(f"{where}: {type(exc).__name__}") from None  # the URL holds the key
         except requests.RequestException as exc:
             raise WooCommerceError(f"{where}: {type(exc).__name__}") from None
+        finally:
+            _SESSION.reset(token)
         status = response.status_code
         if status < 400:
             return response

@@ -29,7 +29,7 @@ def sim(woocommerce_store: WooCommerceSimulator) -> WooCommerceSimulator:
 def platform(sim: WooCommerceSimulator) -> WooCommercePlatform:
     key = sim.add_key()
     return WooCommercePlatform(WooCommerceClient(sim.origin, key.consumer_key, key.consumer_secret,
-                                                 sleep=lambda s: None))
+                                                 sleep=lambda s: None, allow_private=True))
 
 
 def coupons(sim: WooCommerceSimulator) -> dict[str, dict[str, object]]:
@@ -61,7 +61,7 @@ def test_bare_offsets_become_etc_zones_and_what_has_none_is_utc() -> None:
 
 def test_a_site_that_hides_its_rest_index_still_has_a_profile(sim: WooCommerceSimulator) -> None:
     key = sim.add_key()
-    client = WooCommerceClient(sim.origin, key.consumer_key, key.consumer_secret, sleep=lambda s: None)
+    client = WooCommerceClient(sim.origin, key.consumer_key, key.consumer_secret, sleep=lambda s: None, allow_private=True)
     profile = WooCommercePlatform(client, index=lambda url: {}).shop_profile()
     assert profile == ShopProfile(name=sim.origin.split("://")[1], currency="USD", timezone="UTC", locale="en-US")
 

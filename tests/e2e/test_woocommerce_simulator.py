@@ -92,7 +92,8 @@ def test_wc_auth_keeps_the_key_when_the_callback_answers_200(sim: WooCommerceSim
     assert (data["user_id"], data["key_permissions"]) == ("nonce-42", "read_write")
     assert data["consumer_key"].startswith("ck_") and data["consumer_secret"].startswith("cs_")
     assert list(sim.keys) == [data["consumer_key"]]
-    client = WooCommerceClient(sim.origin, data["consumer_key"], data["consumer_secret"], sleep=lambda s: None)
+    client = WooCommerceClient(sim.origin, data["consumer_key"], data["consumer_secret"], sleep=lambda s: None,
+                               allow_private=True)
     assert normalize_store_url(client.system_status()["environment"]["home_url"]) == normalize_store_url(sim.origin)
 
 
@@ -107,7 +108,8 @@ def test_wc_auth_deletes_the_key_unless_the_callback_answers_exactly_200(sim: Wo
     data = json.loads(receiver.on("/callback")[0].body)
     assert sim.keys == {}
     assert [k.consumer_key for k in sim.deleted_keys] == [data["consumer_key"]]
-    client = WooCommerceClient(sim.origin, data["consumer_key"], data["consumer_secret"], sleep=lambda s: None)
+    client = WooCommerceClient(sim.origin, data["consumer_key"], data["consumer_secret"], sleep=lambda s: None,
+                               allow_private=True)
     with pytest.raises(WooCommerceAuthError, match="Consumer key is invalid"):
         client.system_status()
 
@@ -125,7 +127,7 @@ def test_wc_auth_refuses_a_bad_scope(sim: WooCommerceSimulator, receiver: Receiv
 @pytest.fixture
 def client(sim: WooCommerceSimulator) -> WooCommerceClient:
     key = sim.add_key()
-    return WooCommerceClient(sim.origin, key.consumer_key, key.consumer_secret, sleep=lambda s: None)
+    return WooCommerceClient(sim.origin, key.consumer_key, key.consumer_secret, sleep=lambda s: None, allow_private=True)
 
 
 def hook(client: WooCommerceClient, receiver: Receiver, topic: str) -> dict[str, Any]:

@@ -43,7 +43,8 @@ def waits() -> list[float]:
 
 @pytest.fixture
 def client(sim: WooCommerceSimulator, key: ApiKey, waits: list[float]) -> WooCommerceClient:
-    return WooCommerceClient(sim.origin, key.consumer_key, key.consumer_secret, sleep=waits.append, attempts=4)
+    return WooCommerceClient(sim.origin, key.consumer_key, key.consumer_secret, sleep=waits.append, attempts=4,
+                             allow_private=True)
 
 
 def place(sim: WooCommerceSimulator, n: int) -> list[int]:
@@ -106,12 +107,12 @@ def test_persistent_503_raises_retryable_after_the_attempt_limit(sim: WooCommerc
 
 def test_bad_keys_raise_auth_error_with_the_platform_code(sim: WooCommerceSimulator, key: ApiKey,
                                                          waits: list[float]) -> None:
-    wrong_secret = WooCommerceClient(sim.origin, key.consumer_key, "cs_wrong", sleep=waits.append)
+    wrong_secret = WooCommerceClient(sim.origin, key.consumer_key, "cs_wrong", sleep=waits.append, allow_private=True)
     with pytest.raises(WooCommerceAuthError) as caught:
         wrong_secret.system_status()
     assert (caught.value.status, caught.value.code) == (401, "woocommerce_rest_authentication_error")
     assert "signature" in str(caught.value)
-    unknown = WooCommerceClient(sim.origin, "ck_unknown", key.consumer_secret, sleep=waits.append)
+    unknown = WooCommerceClient(sim.origin, "ck_unknown", key.consumer_secret, sleep=waits.append, allow_private=True)
     with pytest.raises(WooCommerceAuthError, match="Consumer key is invalid"):
         unknown.get("orders")
     assert waits == []  # an auth error is not retried
@@ -124,7 +125,7 @@ def test_good_keys_confirm_with_system_status(sim: WooCommerceSimulator, client:
 
 def test_read_only_keys_cannot_write(sim: WooCommerceSimulator) -> None:
     read = sim.add_key(permissions="read")
-    client = WooCommerceClient(sim.origin, read.consumer_key, read.consumer_secret, sleep=lambda s: None)
+    client = WooCommerceClient(sim.origin, read.consumer_key, read.consumer_secret, sleep=lambda s: None, allow_private=True)
     assert client.get("coupons") == []
     with pytest.raises(WooCommerceAuthError, match="write permissions"):
         client.create_coupon("X1", amount="10")
@@ -189,7 +190,7 @@ def test_every_request_has_a_timeout(monkeypatch: pytest.MonkeyPatch, sim: WooCo
 
     monkeypatch.setattr(woocommerce.api, "request", recording)
     client = WooCommerceClient(sim.origin, key.consumer_key, key.consumer_secret, timeout=(2.0, 9.0),
-                               sleep=lambda s: None)
+                               sleep=lambda s: None, allow_private=True)
     place(sim, 3)
     client.system_status()
     list(client.pages("orders", {"per_page": 2}))
@@ -203,7 +204,7 @@ def test_every_request_has_a_timeout(monkeypatch: pytest.MonkeyPatch, sim: WooCo
 
 def test_connection_errors_are_retried_then_raised_without_the_url(key: ApiKey, waits: list[float]) -> None:
     dead = WooCommerceClient("http://127.0.0.1:9", key.consumer_key, key.consumer_secret, sleep=waits.append,
-                             attempts=3)
+                             attempts=3, allow_private=True)
     with pytest.raises(WooCommerceRetryable) as caught:
         dead.get("orders")
     assert len(waits) == 2
@@ -247,5 +248,5 @@ def test_fail_page_fails_only_that_page_once(sim: WooCommerceSimulator, client: 
     sim.fail_page(1, status=502)
     assert client.system_status()["settings"]["currency"] == "USD"  # no page asked: not affected
     with pytest.raises(WooCommerceRetryable):
-        WooCommerceClient(sim.origin, "ck_x", "cs_x", attempts=1).get("orders", {"page": 1})
+        WooCommerceClient(sim.origin, "ck_x", "cs_x", attempts=1, allow_private=True).get("orders", {"page": 1})
     assert client.get("orders", {"page": 1}) == []
