@@ -20,7 +20,6 @@ import base64
 import contextlib
 import hashlib
 import hmac
-import random
 import threading
 import time as stdtime
 from collections import defaultdict
@@ -38,6 +37,7 @@ from sqlalchemy.orm import Session
 from app import journeys as jr
 from app import links, preferences, referrals, rendering, segments
 from app import message_context as mc
+from app.core import backoff
 from app.core.journeys import (
     Category,
     Channel,
@@ -64,7 +64,7 @@ if TYPE_CHECKING:
 
 log = structlog.get_logger(__name__)
 
-MAX_ATTEMPTS = 6
+MAX_ATTEMPTS = backoff.ATTEMPTS  # about six hours of a failing provider, then parked for a person
 CHANNEL_PARTS: dict[str, tuple[rendering.Part, ...]] = {"email": ("subject", "html", "text"), "sms": ("sms",)}
 LOOKBACK = timedelta(days=31)  # the longest frequency window (a customer's monthly cap)
 BUSY_WAIT = timedelta(seconds=5)  # a customer another dispatcher is sending marketing to: look again after this
@@ -452,9 +452,9 @@ class Dispatcher:
         attempts = x.attempts + 1
         if attempts >= MAX_ATTEMPTS:
             return Result("parked", reason="gave up after retries", error=error, code=code, attempts=attempts)
-        backoff = max(retry_after or 0.0, min(3600.0, 30.0 * 2 ** (attempts - 1)) * (0.75 + random.random() / 2))
-        return Result("pending", due_at=self.now() + timedelta(seconds=backoff), deferred="provider error",
-                      error=error, code=code, attempts=attempts)
+        wait = backoff.delay(attempts, at_least=retry_after or 0.0)
+        return Result("pending", due_at=self.now() + wait, deferred="provider error", error=error, code=code,
+                      attempts=attempts)
 
     # --- recording ---------------------------------------------------------------------------------------------
 

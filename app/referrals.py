@@ -17,7 +17,6 @@ Why it is shaped this way:
 
 from __future__ import annotations
 
-import random
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -33,7 +32,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from app import badges, loyalty
-from app.core import lift
+from app.core import backoff, lift
 from app.core.events import DomainEvent, OrderCancelled, OrderPaid, OrderRefunded
 from app.core.loyalty import CODE_PREFIX, Balance, Entry, Posting, Reason, reward_code
 from app.core.ports import DiscountRequest, StoreBusy, StorePlatform
@@ -55,7 +54,7 @@ if TYPE_CHECKING:  # the bootstrap imports the unit of work, which imports this 
 
 log = structlog.get_logger(__name__)
 DOMAIN = "referrals"  # the Babel domain of everything a shopper reads here and on the landing page
-MAX_ATTEMPTS = 6
+MAX_ATTEMPTS = backoff.ATTEMPTS  # about six hours of a busy or unreachable store
 LEASE = timedelta(seconds=60)
 BATCH = 100
 
@@ -358,7 +357,7 @@ def _write(c: Container, referral_id: int, now: datetime, platform_for: Callable
             values: dict[str, Any] = {"friend_code_status": "failed", "next_attempt_at": None,
                                       "detail": f"the store stayed unavailable: {error}"}
         else:
-            wait = timedelta(seconds=30 * 2 ** (attempts - 1) * random.uniform(0.8, 1.2))
+            wait = backoff.delay(attempts)
             values = {"next_attempt_at": now + wait, "detail": error}
         log.warning("referral_code_retry", referral_id=referral_id, attempts=attempts)
     except Exception as exc:  # refused: retrying the same code will not help

@@ -16,7 +16,6 @@ Redeeming is two steps, so that points and codes can never part ways:
 
 from __future__ import annotations
 
-import random
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -29,6 +28,7 @@ from sqlalchemy.orm import Session
 
 from app import loyalty, segments
 from app.bootstrap import Container
+from app.core import backoff
 from app.core.loyalty import CODE_PREFIX, Balance, Entry, LoyaltyError, Posting, Reason, reward_code
 from app.core.ports import DiscountRequest, StoreBusy, StorePlatform
 from app.db.models import Customer, Redemption, Reward, Segment, Shop
@@ -36,7 +36,7 @@ from app.db.models import Customer, Redemption, Reward, Segment, Shop
 log = structlog.get_logger(__name__)
 
 KINDS = ("amount", "percent", "free_shipping", "free_product")
-MAX_ATTEMPTS = 6
+MAX_ATTEMPTS = backoff.ATTEMPTS  # about six hours of a busy or unreachable store
 LEASE = timedelta(seconds=60)
 
 
@@ -176,7 +176,7 @@ def _write(c: Container, redemption_id: int, now: datetime, platform_for: Callab
     except (StoreBusy, OSError) as exc:  # requests' network errors are OSErrors
         if attempts >= MAX_ATTEMPTS:
             return _restore(c, redemption_id, now, f"the store stayed unavailable: {exc}"[:500], attempts)
-        wait = timedelta(seconds=30 * 2 ** (attempts - 1) * random.uniform(0.8, 1.2))
+        wait = backoff.delay(attempts)
         with c.sessions() as s, s.begin():
             s.execute(update(Redemption).where(Redemption.id == redemption_id, Redemption.status == "issuing")
                       .values(attempts=attempts, next_attempt_at=now + wait, lease_until=None,

@@ -1,4 +1,4 @@
-"""A dispatcher in a process of its own, for the crash drills (tests/integration/test_dispatch_crash.py):
+"""A dispatcher in a process of its own, for the crash drills (tests/drills/test_delivery_drills.py):
 `python -m tests.dispatch_runner <database url> <schema or -> <channel> [--slow S]` where channel is
 `sink:<journal path>` or `smtp:<port>`. It runs the real polling loop until killed."""
 

@@ -97,8 +97,8 @@ class ShopifyClient:
         query = urlencode({"client_id": self.api_key, "scope": scopes, "redirect_uri": redirect_uri, "state": state})
         return f"{self.origin(shop)}/admin/oauth/authorize?{query}"
 
-    def _retrying(self) -> Retrying:
-        return Retrying(stop=stop_after_attempt(self.attempts), wait=_wait, sleep=self.sleep, reraise=True,
+    def _retrying(self, attempts: int | None = None) -> Retrying:
+        return Retrying(stop=stop_after_attempt(attempts or self.attempts), wait=_wait, sleep=self.sleep, reraise=True,
                         retry=retry_if_exception_type((ShopifyRetryable, requests.ConnectionError, requests.Timeout)))
 
     def _post(self, url: str, *, json: Mapping[str, Any], headers: Mapping[str, str] | None = None) -> requests.Response:
@@ -165,7 +165,11 @@ class ShopifyClient:
                                               float(status["restoreRate"]), time.monotonic())
 
     def graphql(self, shop: str, access_token: str, query: str, variables: Mapping[str, Any] | None = None, *,
-                user_errors_at: str | None = None, expected_cost: float = 50.0) -> dict[str, Any]:
+                user_errors_at: str | None = None, expected_cost: float = 50.0,
+                attempts: int | None = None) -> dict[str, Any]:
+        """One GraphQL call, retried on 429, 5xx, THROTTLED and network errors up to `attempts` tries (the
+        client's default when None). A caller with a retry schedule of its own (reward and referral codes) asks for
+        few, so that a store that is down does not hold a shopper's request or a worker for long."""
         url = f"{self.origin(shop)}/admin/api/{API_VERSION}/graphql.json"
         headers = {"X-Shopify-Access-Token": access_token, "Content-Type": "application/json"}
 
@@ -181,7 +185,7 @@ class ShopifyClient:
             data: dict[str, Any] = body.get("data") or {}
             return data
 
-        data = self._retrying()(attempt)
+        data = self._retrying(attempts)(attempt)
         if user_errors_at:
             problems = (data.get(user_errors_at) or {}).get("userErrors") or []
             if problems:

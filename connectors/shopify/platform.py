@@ -8,6 +8,9 @@ from typing import Any
 from app.core.ports import DiscountRequest, ShopProfile
 from connectors.shopify.client import ShopifyClient, ShopifyUserErrors
 
+# Tries per discount write: rewards and referrals retry a busy store on their own schedule (app/core/backoff.py).
+WRITE_ATTEMPTS = 2
+
 SHOP_PROFILE = """
 query ShopProfile { shop { name currencyCode ianaTimezone } shopLocales { locale primary } }
 """
@@ -104,7 +107,8 @@ class ShopifyPlatform:
 
     def _write(self, mutation: str, field: str, discount: dict[str, Any], code: str) -> str:
         try:
-            data = self._query(mutation, {"discount": discount}, user_errors_at=field)
+            # Two tries here: a busy store is asked again on the caller's own schedule (app/core/backoff.py).
+            data = self._query(mutation, {"discount": discount}, user_errors_at=field, attempts=WRITE_ATTEMPTS)
         except ShopifyUserErrors as exc:
             if not any(e.get("code") == "TAKEN" for e in exc.errors):
                 raise

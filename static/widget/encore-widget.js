@@ -144,7 +144,9 @@
     notice = null;
     render();
     send(id, pendingKeys[id], 1).then(function (answer) {
-      delete pendingKeys[id];
+      // A 5xx (the app proxy's answer when Encore's tier is down) settles nothing: the redemption may have been
+      // made, so the key is kept and clicking again retries this redemption, as after a network failure.
+      if (answer.status < 500) delete pendingKeys[id];
       var ok = answer.status === 200 || answer.status === 201 || answer.status === 202;
       if (ok && answer.body.code) result = {code: answer.body.code, status: answer.body.status};
       else notice = {text: answer.body.message || t("error"), kind: "error"};

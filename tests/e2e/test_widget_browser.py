@@ -250,3 +250,30 @@ def test_a_click_retried_after_a_lost_answer_is_one_redemption(live: Any, page: 
     dialog.get_by_role("button", name="Redeem: $5 off").click()  # a new click is a new redemption
     expect(dialog.locator(".enc-codes code")).to_have_count(2)
     assert len(keys) == 3 and keys[2] != keys[0] and balance(c, x["id"]) == Account(200, 0)
+
+
+def test_a_click_answered_5xx_by_the_app_proxy_keeps_its_key(live: Any, page: Any) -> None:
+    expect = _expect()
+    x = installed(live)
+    sim, c = x["sim"], x["c"]
+    keys: list[str] = []
+
+    def down(route: Any) -> None:  # the first reaches Encore, then its tier is gone: the app proxy answers 502
+        keys.append(json.loads(route.request.post_data)["request_key"])
+        if len(keys) == 1:
+            assert route.fetch().status == 201
+            route.fulfill(status=502, body="Bad gateway")
+        elif len(keys) == 2:
+            route.fulfill(status=502, body="Bad gateway")
+        else:
+            route.continue_()
+
+    page.route(re.compile(r".*/apps/encore/loyalty/redeem\?.*"), down)
+    page.goto(sim.storefront_url(SHOP, customer=7001))
+    dialog = open_widget(page)
+    dialog.get_by_role("button", name="Redeem: $5 off").click()
+    expect(dialog.locator(".enc-notice")).to_be_visible()  # the error shows (the widget retried once)
+    dialog.get_by_role("button", name="Redeem: $5 off").click()  # pressed again: the same redemption
+    expect(dialog.get_by_role("group", name="Your code").locator("code")).to_have_text(re.compile(r"^ENC-"))
+    assert len(keys) == 3 and len(set(keys)) == 1
+    assert len(sim.stores[SHOP].discounts) == 1 and balance(c, x["id"]) == Account(600, 0)

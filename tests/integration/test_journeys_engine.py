@@ -24,7 +24,7 @@ from app.core.model import CheckoutRecord, Fulfillment, OrderLine
 from app.core.ports import OutboundMessage, SendResult
 from app.db import models as t
 from app.db.uow import SqlUnitOfWork
-from app.dispatch import Dispatcher
+from app.dispatch import MAX_ATTEMPTS, Dispatcher
 from app.rendering import TemplateSource
 from tests.conftest import USE_PG
 from tests.fakes import FakeStorePlatform
@@ -350,7 +350,8 @@ def test_provider_errors_are_retried_with_backoff_then_parked(
     d = Dispatcher(container, {"email": flaky}, platform_for=lambda _: store, now=clock.now)
     observe(container, clock, shop, cmd.ObserveOrder(shop, order(), customer()))
     waits = []
-    for _ in range(10):
+    started = clock.at
+    for _ in range(MAX_ATTEMPTS + 2):
         d.run_once()
         [m] = messages(container, shop)
         if m["status"] != "pending":
@@ -358,7 +359,10 @@ def test_provider_errors_are_retried_with_backoff_then_parked(
         waits.append(m["due_at"] - clock.at)
         clock.at = m["due_at"]
     assert m["status"] == "parked" and m["reason"] == "gave up after retries"
-    assert flaky.calls == 6 and all(b > a for a, b in zip(waits, waits[1:], strict=False))
+    assert flaky.calls == MAX_ATTEMPTS
+    assert all(b > a for a, b in zip(waits[:5], waits[1:5], strict=False))  # doubling from 30 s ...
+    assert max(waits) <= timedelta(minutes=18)  # ... to 15 minutes (±20%)
+    assert clock.at - started >= timedelta(hours=5)  # an outage of hours is waited out before a person is asked
     with container.sessions() as s:
         assert "421" in (s.scalar(select(t.Message.error)) or "")
 
