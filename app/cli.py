@@ -104,6 +104,7 @@ def worker(burst: bool, dispatching: bool, shards: tuple[int, ...]) -> None:
     anniversaries, run-outs and win-backs that came due (each shop hourly); every 15 minutes it keeps quiet
     shops' tokens alive and forgets spent install and sign-in nonces. Besides its shards (all by default) it
     takes the shared queue's jobs."""
+    from redis.exceptions import RedisError
     from rq import Worker
     from rq.serializers import JSONSerializer
     from sqlalchemy.orm import configure_mappers
@@ -161,8 +162,19 @@ def worker(burst: bool, dispatching: bool, shards: tuple[int, ...]) -> None:
 
         dispatch.start_thread(c)
     try:
-        Worker(queues, connection=c.queue.redis, serializer=JSONSerializer).work(
-            burst=burst, with_scheduler=not burst)
+        while True:
+            rq_worker = None
+            try:
+                rq_worker = Worker(queues, connection=c.queue.redis, serializer=JSONSerializer)
+                rq_worker.work(burst=burst, with_scheduler=not burst)
+            except RedisError:  # Redis unreachable at start, or at the teardown after RQ's loop quit
+                log.exception("worker_redis_unreachable")
+            if burst or (rq_worker is not None and rq_worker._stop_requested):
+                break
+            # RQ's loop quits on any error it meets outside a job, such as Redis restarting: start it again (the
+            # relay and the dispatcher went on meanwhile; the relay re-enqueues what Redis lost).
+            log.warning("worker_restarting")
+            time.sleep(1)
     finally:
         stop.set()
 

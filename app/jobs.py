@@ -11,8 +11,11 @@ from app.log import job_context
 
 
 @job_context
-def process_inbox(inbox_id: int) -> str:
-    return inbox.process(current(), int(inbox_id))
+def process_inbox(*inbox_ids: int) -> list[str]:
+    """Inbox rows, one after another in the order given (the relay hands a queue's rows over in batches: RQ forks
+    a work horse per job, and one fork per row would cost more than most rows take)."""
+    c = current()
+    return [inbox.process(c, int(row_id)) for row_id in inbox_ids]
 
 
 @job_context

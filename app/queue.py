@@ -125,6 +125,8 @@ class RQQueue:
     to `<name>`: a worker that alone holds a shard (`encore worker --shard N`) runs each of its shops' events
     one at a time, in the order the relay handed them over (the order they arrived)."""
 
+    BATCH = 20  # ids per job: a fork per job is amortized, and a batch still ends in a second or two
+
     def __init__(self, redis_url: str, name: str, shards: int = 1) -> None:
         from redis import Redis
         from rq import Queue
@@ -161,14 +163,16 @@ class RQQueue:
         self.rq.enqueue_many([self._job(self.rq, job, *args)])
 
     def enqueue_many(self, job: str, ids: Sequence[int], shops: Sequence[int] | None = None) -> None:
-        """One pipeline for the whole batch the relay hands over; each shop's ids keep their order."""
-        by_queue: dict[str, tuple[Any, list[Any]]] = {}
+        """One pipeline for the whole batch the relay hands over: per queue, jobs of up to `BATCH` ids each, in
+        order, so each shop's ids keep their order (a work horse is forked per job, not per id)."""
+        by_queue: dict[str, tuple[Any, list[int]]] = {}
         for n, row_id in enumerate(ids):
             queue = self.rq if shops is None else self.queue_for(shops[n])
-            by_queue.setdefault(queue.name, (queue, []))[1].append(self._job(queue, job, row_id))
+            by_queue.setdefault(queue.name, (queue, []))[1].append(row_id)
         with self.redis.pipeline() as pipe:
-            for queue, batch in by_queue.values():
-                queue.enqueue_many(batch, pipeline=pipe)
+            for queue, queued in by_queue.values():
+                jobs = [self._job(queue, job, *queued[at:at + self.BATCH]) for at in range(0, len(queued), self.BATCH)]
+                queue.enqueue_many(jobs, pipeline=pipe)
             pipe.execute()
 
     def depth(self) -> int:

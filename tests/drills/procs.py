@@ -55,6 +55,23 @@ def encore_env(c: Container, schema: str | None, *, database_url: str | None = N
     return env
 
 
+def descendants(pid: int) -> list[int]:
+    """Every live process below `pid`, read from /proc."""
+    children: dict[int, list[int]] = {}
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        children.setdefault(int(fields[1]), []).append(int(stat.parent.name))
+    found, todo = [], [pid]
+    while todo:
+        for child in children.get(todo.pop(), []):
+            found.append(child)
+            todo.append(child)
+    return found
+
+
 class Proc:
     """A child process in a process group of its own, so that SIGKILL takes all of it at once."""
 
@@ -62,13 +79,29 @@ class Proc:
         self.argv, self.env, self.log = argv, env, log
         self.popen = subprocess.Popen(argv, cwd=ROOT, env=env, stdout=log, stderr=log, start_new_session=True)
 
-    def kill9(self) -> None:
-        """SIGKILL to every process of the group: no goodbye, requests and jobs in flight, leases held."""
+    def kill9(self) -> int:
+        """SIGKILL to the process group and every process below it: no goodbye, requests and jobs in flight, leases
+        held. RQ puts each work horse in a process group of its own (os.setpgrp() after the fork), so the group
+        alone would let a horse outlive its worker and finish its job. The group is stopped first, so that it
+        cannot fork a new horse between the look and the kill. Returns how many lived outside the group."""
+        pid = self.popen.pid
+        outside = 0
         try:
-            os.killpg(self.popen.pid, signal.SIGKILL)
+            os.killpg(pid, signal.SIGSTOP)
+        except ProcessLookupError:
+            pass
+        for child in descendants(pid):
+            try:
+                outside += os.getpgid(child) != pid
+                os.kill(child, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+        try:
+            os.killpg(pid, signal.SIGKILL)
         except ProcessLookupError:
             pass
         self.popen.wait(10)
+        return outside
 
     def alive(self) -> bool:
         return self.popen.poll() is None

@@ -5,14 +5,11 @@ from __future__ import annotations
 
 import json
 import os
-import signal
-import subprocess
 import sys
 import time
 import uuid
 from pathlib import Path
 from typing import Any
-from urllib.parse import quote
 
 import pytest
 from sqlalchemy import func, select
@@ -20,7 +17,8 @@ from sqlalchemy import func, select
 from app import inbox
 from app.bootstrap import Container
 from app.db import models as t
-from tests.conftest import API_KEY, API_SECRET, USE_PG
+from tests.conftest import USE_PG
+from tests.drills.procs import Proc, encore_env
 from tests.helpers import add_shop
 from tests.samples import shopify as sample
 
@@ -29,14 +27,8 @@ pytestmark = pytest.mark.skipif(not (REDIS_URL and USE_PG), reason="needs REDIS_
 ROOT = Path(__file__).resolve().parents[2]
 
 
-def start_worker(c: Container, schema: str, queue: str, log: Any) -> subprocess.Popen[bytes]:
-    url = c.settings.database_url.replace("postgresql+psycopg://", "postgresql://")
-    env = {**os.environ, "DATABASE_URL": f"{url}?options={quote(f'-csearch_path={schema}')}", "REDIS_URL": REDIS_URL or "",
-           "ENCORE_QUEUE": queue, "ENCORE_ENV": "test", "SHOPIFY_API_KEY": API_KEY, "SHOPIFY_API_SECRET": API_SECRET,
-           "ENCORE_ENCRYPTION_KEYS": ",".join(c.settings.encryption_keys), "ENCORE_SECRET_KEY": "test",
-           "ENCORE_LOG_LEVEL": "WARNING"}
-    return subprocess.Popen([sys.executable, "-m", "app.cli", "worker"], cwd=ROOT, env=env,
-                            stdout=subprocess.DEVNULL, stderr=log)
+def start_worker(c: Container, schema: str, queue: str, log: Any) -> Proc:
+    return Proc([sys.executable, "-m", "app.cli", "worker"], encore_env(c, schema, redis_url=REDIS_URL, queue=queue), log)
 
 
 def done(c: Container) -> int:
@@ -69,14 +61,12 @@ def test_worker_process_relays_and_processes_and_survives_sigkill(settings: Any,
         worker = start_worker(c, pg_schema, name, log)
         try:
             assert wait_for(lambda: done(c) >= 5), "the first worker processed nothing"
-            worker.send_signal(signal.SIGKILL)  # mid-stream: no goodbye, jobs in flight, leases held
-            worker.wait(10)
+            worker.kill9()  # mid-stream: no goodbye, jobs in flight, leases held
             stopped_at = done(c)
             worker = start_worker(c, pg_schema, name, log)
             assert wait_for(lambda: done(c) == 40, timeout=90), f"stuck at {done(c)} after {stopped_at}"
         finally:
-            worker.kill()
-            worker.wait(10)
+            worker.kill9()
         assert isinstance(c.queue, RQQueue)
         c.queue.rq.empty()
     with c.sessions() as s:
