@@ -21,6 +21,7 @@ import structlog
 from sqlalchemy import and_, func, or_, select, update
 from sqlalchemy.exc import IntegrityError, OperationalError
 from sqlalchemy.orm import Session
+from sqlalchemy.sql.elements import ColumnElement
 
 from app.core.commands import RedactShop
 from app.core.handlers import OrderNotYetKnown
@@ -195,12 +196,12 @@ def relay(c: Container, *, lost_after_s: float | None = None, limit: int = 1000)
     does nothing, the next one 250 ms later takes what is left), and it hands the rows to the queue before it
     commits. So relays never interleave, each shop's rows reach its queue in the order they arrived, and a
     queue that refuses the batch rolls the marking back: the rows stay due."""
-    lost_after = c.settings.inbox_lost_after_s if lost_after_s is None else lost_after_s
+    lost_after = timedelta(seconds=c.settings.inbox_lost_after_s if lost_after_s is None else lost_after_s)
     now = datetime.now(UTC)
     ready = or_(InboxRow.next_attempt_at.is_(None), InboxRow.next_attempt_at <= now)
     due = or_(
         and_(InboxRow.status == "pending", InboxRow.enqueued_at.is_(None), ready),  # new, or backoff over
-        and_(InboxRow.status == "pending", InboxRow.enqueued_at < now - timedelta(seconds=lost_after)),  # lost
+        and_(InboxRow.status == "pending", _lost(c.queue.oldest_waiting(), now, lost_after)),  # its job was lost
         and_(InboxRow.status == "processing", InboxRow.lease_until < now),  # its worker died
     )
     with c.sessions() as s, s.begin():
@@ -217,6 +218,18 @@ def relay(c: Container, *, lost_after_s: float | None = None, limit: int = 1000)
     if ids:
         log.debug("inbox_relayed", count=len(ids))
     return len(ids)
+
+
+def _lost(heads: list[datetime | None], now: datetime, lost_after: timedelta) -> ColumnElement[bool]:
+    """Rows handed to a queue whose job is gone: handed over `lost_after` before the queue's oldest waiting job
+    (before now when the queue is empty). A queue is first in, first out, so those rows are not waiting in it any
+    more; unclaimed, their job was lost (Redis restarted empty). A long backlog is not a loss: its rows were
+    handed over after its head. With shards, each shard's rows are measured against their own queue."""
+    cutoffs = [min(now, head) - lost_after if head else now - lost_after for head in heads]
+    if len(cutoffs) == 1:
+        return InboxRow.enqueued_at < cutoffs[0]
+    return or_(*(and_(InboxRow.shop_id % len(cutoffs) == k, InboxRow.enqueued_at < cutoff)
+                 for k, cutoff in enumerate(cutoffs)))
 
 
 def retry_parked(c: Container, shop_id: int, row_id: int) -> bool:

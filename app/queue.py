@@ -8,7 +8,9 @@ from __future__ import annotations
 
 import queue as stdqueue
 import threading
+import time
 from collections.abc import Callable, Sequence
+from datetime import UTC, datetime
 from typing import Any, Protocol
 
 import structlog
@@ -29,6 +31,12 @@ class JobQueue(Protocol):
         """New rows are waiting: relay them soon (at once in-process; RQ workers poll every 250 ms)."""
         ...
 
+    def oldest_waiting(self) -> list[datetime | None]:
+        """Per inbox queue (shard k at index k), when its oldest job still waiting was enqueued; None when it
+        waits for nothing. The relay's test for lost jobs: a queue takes jobs first in, first out, so a row handed
+        over well before its queue's oldest waiting job is not waiting in it any more."""
+        ...
+
 
 def _resolve(job: str) -> Callable[..., Any]:
     from app import jobs
@@ -41,7 +49,7 @@ class InProcessQueue:
     """A worker thread in the web process, relaying on every nudge and sweeping periodically."""
 
     def __init__(self, sweep_every: float = 15.0, autostart: bool = True) -> None:
-        self._q: stdqueue.Queue[tuple[str, tuple[Any, ...]] | None] = stdqueue.Queue()
+        self._q: stdqueue.Queue[tuple[str, tuple[Any, ...], float] | None] = stdqueue.Queue()
         self._sweep_every = sweep_every
         self._stop = threading.Event()
         self._threads: list[threading.Thread] = []
@@ -54,7 +62,7 @@ class InProcessQueue:
     def enqueue(self, job: str, *args: int | str) -> None:
         with self._idle:
             self._busy += 1
-        self._q.put((job, args))
+        self._q.put((job, args, time.time()))
 
     def enqueue_many(self, job: str, ids: Sequence[int], shops: Sequence[int] | None = None) -> None:
         for row_id in ids:  # one worker thread: every shop's jobs run one at a time, in this order
@@ -80,7 +88,7 @@ class InProcessQueue:
             item = self._q.get()
             if item is None:
                 return
-            job, args = item
+            job, args, _ = item
             if job == "relay":
                 with self._idle:
                     self._relay_waiting = False
@@ -102,6 +110,11 @@ class InProcessQueue:
     def depth(self) -> int:
         """Jobs waiting for the worker thread (the metrics' queue depth)."""
         return self._q.qsize()
+
+    def oldest_waiting(self) -> list[datetime | None]:
+        with self._q.mutex:
+            head = next((item for item in self._q.queue if item is not None), None)
+        return [None if head is None else datetime.fromtimestamp(head[2], UTC)]
 
     def drain(self, timeout: float = 10.0) -> bool:
         """Wait until every enqueued job has run (tests and the demo use this)."""
@@ -174,6 +187,13 @@ class RQQueue:
                 jobs = [self._job(queue, job, *queued[at:at + self.BATCH]) for at in range(0, len(queued), self.BATCH)]
                 queue.enqueue_many(jobs, pipeline=pipe)
             pipe.execute()
+
+    def oldest_waiting(self) -> list[datetime | None]:
+        heads = []
+        for queue in self.shard_queues:
+            jobs = queue.get_jobs(0, 1)  # the head of the list: the next job a worker takes
+            heads.append(jobs[0].enqueued_at if jobs else None)
+        return heads
 
     def depth(self) -> int:
         """Jobs waiting in the Redis queues (the metrics' queue depth)."""

@@ -170,6 +170,9 @@ class DroppingQueue:
     def nudge(self) -> None:
         self.lost.append(("nudge", ()))
 
+    def oldest_waiting(self) -> list[Any]:
+        return [None]  # the jobs it took are gone
+
 
 def test_a_lost_job_and_a_dead_worker_are_recovered_by_the_relay(container: Container) -> None:
     shop_id = add_shop(container)

@@ -6,12 +6,13 @@ import json
 import os
 import uuid
 from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
 from rq import SimpleWorker
 from rq.serializers import JSONSerializer
-from sqlalchemy import select
+from sqlalchemy import select, update
 
 from app import inbox
 from app.bootstrap import Container
@@ -79,3 +80,50 @@ def test_redis_losing_its_data_loses_no_webhook(rq_container: Container) -> None
     work(rq_container)
     with rq_container.sessions() as s:
         assert len(s.scalars(select(t.Order)).all()) == 1
+
+
+def test_a_backlog_is_not_taken_for_lost_jobs_but_a_flushed_queue_is(rq_container: Container) -> None:
+    """Rows waiting behind a long queue were handed over at about the time their jobs were: the queue's oldest
+    waiting job tells the relay they are still there. Once Redis has lost them, the queue is empty and they go
+    out again."""
+    assert isinstance(rq_container.queue, RQQueue)
+    shop_id = add_shop(rq_container)
+    for n in range(3):
+        inbox.store(rq_container, shop_id=shop_id, platform="shopify", topic="orders/create", event_id=f"b{n}",
+                    body=json.dumps(dict(sample.ORDER, id=500 + n, fulfillments=[])).encode())
+    assert inbox.relay(rq_container) == 3
+    five_minutes_ago = datetime.now(UTC) - timedelta(minutes=5)
+    with rq_container.sessions() as s, s.begin():  # as if the relay handed them over five minutes ago ...
+        s.execute(update(t.InboxRow).values(enqueued_at=five_minutes_ago))
+    [job] = rq_container.queue.rq.get_jobs()  # ... in one job still waiting behind a long backlog
+    rq_container.queue.redis.hset(f"rq:job:{job.id}", "enqueued_at",
+                                  five_minutes_ago.strftime("%Y-%m-%dT%H:%M:%S.%fZ"))
+    head = rq_container.queue.oldest_waiting()[0]
+    assert head is not None and abs((head - five_minutes_ago).total_seconds()) < 1
+    assert inbox.relay(rq_container, lost_after_s=60) == 0  # waiting, not lost: no second job
+    assert rq_container.queue.rq.count == 1
+    rq_container.queue.rq.empty()  # Redis loses the queue
+    assert rq_container.queue.oldest_waiting() == [None]
+    assert inbox.relay(rq_container, lost_after_s=60) == 3
+    work(rq_container)
+    assert statuses(rq_container) == ["done"] * 3
+
+
+def test_shard_queues_report_their_own_oldest_job(settings: Settings, make_container: Any) -> None:
+    assert REDIS_URL
+    name = f"encore-test-{uuid.uuid4().hex[:8]}"
+    queue = RQQueue(REDIS_URL, name, shards=2)
+    c: Container = make_container(settings.with_(redis_url=REDIS_URL, queue_name=name, queue_shards=2), queue=queue)
+    try:
+        shops = [add_shop(c, f"shard-{n}.myshopify.com") for n in range(2)]
+        inbox.store(c, shop_id=shops[1], platform="shopify", topic="orders/create", event_id="s",
+                    body=json.dumps(sample.ORDER).encode())
+        assert inbox.relay(c) == 1
+        heads = queue.oldest_waiting()
+        assert [head is None for head in heads] == [shops[1] % 2 == 1, shops[1] % 2 == 0]
+        [job] = queue.queue_for(shops[1]).get_jobs()
+        assert job.args == [1]
+    finally:
+        for q in queue.queues():
+            q.empty()
+            q.delete(delete_jobs=True)
