@@ -31,6 +31,11 @@ class JobQueue(Protocol):
         """New rows are waiting: relay them soon (at once in-process; RQ workers poll every 250 ms)."""
         ...
 
+    def backlog(self) -> list[int]:
+        """Per inbox queue (shard k at index k), how many jobs wait in it: the relay holds new rows back from a
+        queue with `HOLD_BACK_AT` or more, so that they go out later in fuller jobs (one fork for up to 20)."""
+        ...
+
     def oldest_waiting(self) -> list[datetime | None]:
         """Per inbox queue (shard k at index k), when its oldest job still waiting was enqueued; None when it
         waits for nothing. The relay's test for lost jobs: a queue takes jobs first in, first out, so a row handed
@@ -111,6 +116,9 @@ class InProcessQueue:
         """Jobs waiting for the worker thread (the metrics' queue depth)."""
         return self._q.qsize()
 
+    def backlog(self) -> list[int]:
+        return [0]  # no fork per job here: nothing to gain by holding rows back
+
     def oldest_waiting(self) -> list[datetime | None]:
         with self._q.mutex:
             head = next((item for item in self._q.queue if item is not None), None)
@@ -187,6 +195,12 @@ class RQQueue:
                 jobs = [self._job(queue, job, *queued[at:at + self.BATCH]) for at in range(0, len(queued), self.BATCH)]
                 queue.enqueue_many(jobs, pipeline=pipe)
             pipe.execute()
+
+    def backlog(self) -> list[int]:
+        with self.redis.pipeline() as pipe:
+            for queue in self.shard_queues:
+                pipe.llen(queue.key)
+            return [int(n) for n in pipe.execute()]
 
     def oldest_waiting(self) -> list[datetime | None]:
         heads = []

@@ -173,6 +173,9 @@ class DroppingQueue:
     def oldest_waiting(self) -> list[Any]:
         return [None]  # the jobs it took are gone
 
+    def backlog(self) -> list[int]:
+        return [0]
+
 
 def test_a_lost_job_and_a_dead_worker_are_recovered_by_the_relay(container: Container) -> None:
     shop_id = add_shop(container)

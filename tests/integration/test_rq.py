@@ -127,3 +127,20 @@ def test_shard_queues_report_their_own_oldest_job(settings: Settings, make_conta
         for q in queue.queues():
             q.empty()
             q.delete(delete_jobs=True)
+
+
+def test_new_rows_wait_while_their_queue_is_busy_and_then_go_out_together(rq_container: Container) -> None:
+    """Under a steady flow each relay round finds a row or two; while the workers are behind, the relay holds new
+    rows back, so they leave in fuller jobs (RQ forks once per job)."""
+    assert isinstance(rq_container.queue, RQQueue)
+    shop_id = add_shop(rq_container)
+    for _ in range(inbox.HOLD_BACK_AT):
+        rq_container.queue.enqueue("date_rules")  # the workers are behind
+    for n in range(5):
+        inbox.store(rq_container, shop_id=shop_id, platform="shopify", topic="orders/create", event_id=f"h{n}",
+                    body=json.dumps(dict(sample.ORDER, id=700 + n, fulfillments=[])).encode())
+    assert inbox.relay(rq_container) == 0  # held back, still pending, not lost
+    rq_container.queue.rq.empty()  # the workers caught up
+    assert inbox.relay(rq_container) == 5
+    [job] = rq_container.queue.rq.get_jobs()
+    assert job.args == [1, 2, 3, 4, 5]  # one job, in arrival order
