@@ -3,7 +3,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: run test unit contract integration e2e lint typecheck bench system-deps plugin journey-messages audit
+.PHONY: run test unit contract integration e2e lint typecheck bench system-deps plugin journey-messages audit drills load-drill
 
 $(STAMP): pyproject.toml
 	python3 -m venv $(VENV)
@@ -37,6 +37,14 @@ typecheck: $(STAMP)
 # Known vulnerabilities in the installed dependencies (PyPI's advisory database; needs the network).
 audit: $(STAMP)
 	$(VENV)/bin/pip-audit --strict --skip-editable --progress-spinner off
+
+# The fault drills alone, with their figures (they run in `make test` too; they need DATABASE_URL and REDIS_URL).
+drills: $(STAMP)
+	$(PY) -m pytest tests/drills -s
+
+# Ten minutes of webhooks, widget reads and a busy dispatcher on the real tiers (PostgreSQL and Redis).
+load-drill: $(STAMP)
+	$(PY) bench/load.py --minutes 10 --rate 10 --widget-rate 50 --backlog 5000
 
 bench: $(STAMP) system-deps
 	$(PY) bench/intake.py
