@@ -198,17 +198,17 @@ def relay(c: Container, *, lost_after_s: float | None = None, limit: int = 1000)
     queue that refuses the batch rolls the marking back: the rows stay due."""
     lost_after = timedelta(seconds=c.settings.inbox_lost_after_s if lost_after_s is None else lost_after_s)
     now = datetime.now(UTC)
-    ready = or_(InboxRow.next_attempt_at.is_(None), InboxRow.next_attempt_at <= now)
-    due = or_(
-        and_(InboxRow.status == "pending", InboxRow.enqueued_at.is_(None), ready,  # new, or backoff over ...
-             _not_held_back(c.queue.backlog())),  # ... unless its queue is busy: it goes out later, in a fuller job
-        and_(InboxRow.status == "pending", _lost(c.queue.oldest_waiting(), now, lost_after)),  # its job was lost
-        and_(InboxRow.status == "processing", InboxRow.lease_until < now),  # its worker died
-    )
     with c.sessions() as s, s.begin():
         if c.engine.dialect.name == "postgresql" and not s.scalar(select(
                 func.pg_try_advisory_xact_lock(_RELAY_LOCK, func.hashtext(func.current_schema())))):
-            return 0
+            return 0  # another relay has it: it reads the queues and hands rows over, this one asks nothing
+        ready = or_(InboxRow.next_attempt_at.is_(None), InboxRow.next_attempt_at <= now)
+        due = or_(
+            and_(InboxRow.status == "pending", InboxRow.enqueued_at.is_(None), ready,  # new, or backoff over ...
+                 _not_held_back(c.queue.backlog())),  # ... unless its queue is busy: later, in a fuller job
+            and_(InboxRow.status == "pending", _lost(c.queue.oldest_waiting(), now, lost_after)),  # job lost
+            and_(InboxRow.status == "processing", InboxRow.lease_until < now),  # its worker died
+        )
         rows = s.execute(select(InboxRow.id, InboxRow.shop_id).where(due).order_by(InboxRow.id).limit(limit)
                          .with_for_update(skip_locked=True)).all()
         ids = [row.id for row in rows]

@@ -52,15 +52,20 @@ def check_store_url(url: str, *, development: bool) -> str:
 def public_address_problem(host: str, port: int) -> str | None:
     """Why `host` is not one to call from Encore (it does not resolve, or one of its addresses is private,
     loopback, link-local, reserved or multicast), or None when every address it resolves to is public."""
+    return _resolve(host, port, is_public)[1]
+
+
+def _resolve(host: str, port: int, allowed: AddressRule) -> tuple[str | None, str | None]:
+    """(an address of `host` to connect to, None) when every address it resolves to is allowed, else (None, why)."""
     try:
-        infos = socket.getaddrinfo(host, port, proto=socket.IPPROTO_TCP)
+        infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
     except (socket.gaierror, UnicodeError):
-        return f"{host!r} does not resolve"
-    for info in infos:
-        address = ipaddress.ip_address(info[4][0])
-        if not is_public(address):
-            return f"resolves to a non-public address ({address})"
-    return None
+        return None, f"{host!r} does not resolve"
+    addresses = [ipaddress.ip_address(info[4][0]) for info in infos]
+    for address in addresses:
+        if not allowed(address):
+            return None, f"resolves to a non-public address ({address})"
+    return (str(addresses[0]), None) if addresses else (None, f"{host!r} does not resolve")
 
 
 _NAT64 = ipaddress.ip_network("64:ff9b::/96")
@@ -96,15 +101,10 @@ def is_public(address: ipaddress.IPv4Address | ipaddress.IPv6Address) -> bool:
 
 def vetted_address(host: str, port: int, allowed: AddressRule = is_public) -> str:
     """One address of `host` to connect to, when every address it resolves to is allowed; else UnsafeStoreUrl."""
-    try:
-        infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
-    except (socket.gaierror, UnicodeError) as exc:
-        raise UnsafeStoreUrl(f"{host!r} does not resolve") from exc
-    addresses = [ipaddress.ip_address(info[4][0]) for info in infos]
-    refused = [a for a in addresses if not allowed(a)]
-    if refused or not addresses:
-        raise UnsafeStoreUrl(f"{host!r} resolves to a non-public address ({refused[0] if refused else 'none'})")
-    return str(addresses[0])
+    address, problem = _resolve(host, port, allowed)
+    if address is None:
+        raise UnsafeStoreUrl(f"{host!r}: {problem}")
+    return address
 
 
 class _Guard:
