@@ -336,14 +336,26 @@ def _expect() -> Any:
     return expect
 
 
-def log_in(page: Any, wp: WordPress) -> None:
-    for _ in range(2):  # once more if WordPress sends the form back (seen once in a CI run, not reproduced)
+def log_in(page: Any, wp: WordPress, login: str = "admin", password: str = PASSWORD) -> None:
+    """Sign in through wp-login.php as a person would.
+
+    The login page runs a timer 200 ms after it loads (wp_attempt_focus) that focuses and selects a field, and
+    clears the password field when the page came back with a user name in it; and user-profile.js disables the
+    password field if it finds it hidden when it binds. CI once posted an empty password. So: wait until the
+    timer has focused the user name field, fill, check both fields hold what was typed and the password field
+    will be submitted, and only then press the button (or load the page again).
+    """
+    for _ in range(3):
         page.goto(f"{wp.url}/wp-login.php")
-        page.fill("#user_login", "admin")
-        page.fill("#user_pass", PASSWORD)
+        page.wait_for_function("document.activeElement && document.activeElement.id === 'user_login'")
+        page.fill("#user_login", login)
+        page.fill("#user_pass", password)
+        if (page.input_value("#user_login") != login or page.input_value("#user_pass") != password
+                or not page.is_enabled("#user_pass")):
+            continue
         with page.expect_navigation():
             page.click("#wp-submit")
-        if page.url.startswith(f"{wp.url}/wp-admin/"):
+        if "wp-login.php" not in page.url:
             return
     error = page.locator("#login_error").all_inner_texts()
     raise AssertionError(f"WordPress did not sign in: {page.url} {error}")

@@ -27,7 +27,7 @@ from app.core.loyalty import Balance, Entry, Posting, Reason
 from app.db import models as t
 from connectors.woocommerce import proxy
 from tests.e2e import test_wordpress_plugin as site
-from tests.e2e.test_wordpress_plugin import Encore, WordPress
+from tests.e2e.test_wordpress_plugin import Encore, WordPress, log_in
 
 wordpress, encore = site.wordpress, site.encore  # the fixtures, for this module: a WordPress of its own
 
@@ -76,15 +76,6 @@ def _shop(wp: WordPress, encore: Encore, points: int) -> tuple[str, str, int]:
     return login, password, dear
 
 
-def _log_in_as(page: Any, wp: WordPress, login: str, password: str) -> None:
-    page.goto(f"{wp.url}/wp-login.php")
-    page.fill("#user_login", login)
-    page.fill("#user_pass", password)
-    with page.expect_navigation():
-        page.click("#wp-submit")
-    assert "wp-login.php" not in page.url, page.locator("#login_error").all_inner_texts()
-
-
 def _call(page: Any, path: str, method: str = "GET", body: str | None = None,
           extra: dict[str, str] | None = None) -> dict[str, Any]:
     got: dict[str, Any] = page.evaluate(CALL, [path, method, body, extra or {}])
@@ -126,7 +117,7 @@ def test_a_logged_in_customer_gets_their_points_through_the_store_and_a_visitor_
     assert claimed["status"] == 401 and json.loads(claimed["text"])["error"] == "log_in"
 
     # The customer, logged in: their own points, as Encore answered them.
-    _log_in_as(page, wp, login, password)
+    log_in(page, wp, login, password)
     page.goto(f"{wp.url}/")
     mine = _call(page, "/loyalty?locale=en")
     assert mine["status"] == 200, mine
