@@ -12,7 +12,9 @@ from app import imports, inbox
 from app.bootstrap import Container
 from app.db.models import DataExport, Fulfillment, InboxRow, Order, Shop
 from app.i18n import translations
+from app.web import inputs
 from app.web.auth import session_token_required
+from app.web.csp import admin_response
 
 bp = Blueprint("admin", __name__)
 
@@ -27,22 +29,17 @@ def render_shell(shop_domain: str, host: str, locale: str) -> Response:
     c = _c()
     html = render_template("admin.html", api_key=c.settings.shopify_api_key, app_bridge_url=c.settings.app_bridge_url,
                            shop=shop_domain, host=host, _=translations(locale).gettext, locale=locale)
-    response = Response(html, mimetype="text/html")
-    response.headers["Content-Security-Policy"] = (
-        f"frame-ancestors https://{shop_domain} {c.settings.shopify_admin_origin};")
-    return response
+    return admin_response(html, (f"https://{shop_domain}", c.settings.shopify_admin_origin),
+                          app_bridge_url=c.settings.app_bridge_url, email_preview=True)
 
 
 def render_store_shell(shop_domain: str, locale: str, session_token: str, store_origin: str) -> Response:
     """The same page for a store's own admin (the WordPress plugin frames it, or a tab opens it): no App
-    Bridge, Encore's own session token in the page, and only the store's origin may frame it."""
+    Bridge, Encore's own session token in the page (never cached, its address, which held a spent sign-in token,
+    never a referrer), and only the store's origin may frame it."""
     html = render_template("admin.html", api_key="", app_bridge_url="", shop=shop_domain, host="",
                            session_token=session_token, _=translations(locale).gettext, locale=locale)
-    response = Response(html, mimetype="text/html")
-    response.headers["Content-Security-Policy"] = f"frame-ancestors {store_origin};"
-    response.headers["Cache-Control"] = "no-store"  # the page carries a session token
-    response.headers["Referrer-Policy"] = "no-referrer"  # and its address a spent sign-in token
-    return response
+    return admin_response(html, (store_origin,), email_preview=True, private=True)
 
 
 def _health(s: Any, shop_id: int) -> dict[str, int]:
@@ -111,6 +108,7 @@ def retry_history() -> Response:
 @bp.post("/api/admin/inbox/<int:row_id>/retry")
 @session_token_required
 def retry(row_id: int) -> Response:
+    inputs.row_id(row_id)  # 404 beyond a BIGINT, not an overflow in the database
     if not inbox.retry_parked(_c(), g.shop_id, row_id):
         abort(404)
     return jsonify(ok=True)
@@ -119,6 +117,7 @@ def retry(row_id: int) -> Response:
 @bp.get("/api/admin/exports/<int:export_id>")
 @session_token_required
 def download_export(export_id: int) -> Response:
+    inputs.row_id(export_id)  # 404 beyond a BIGINT, not an overflow in the database
     with _c().sessions() as s:
         export = s.scalars(select(DataExport).where(DataExport.id == export_id, DataExport.shop_id == g.shop_id)).first()
         if export is None:

@@ -24,6 +24,7 @@ from app.bootstrap import Container
 from app.db.models import Shop
 from app.i18n import best_locale, translations
 from app.web.auth import shop_from_admin_token
+from app.web.csp import admin_response
 from app.wordpress import store_origin
 from connectors.shopify import verify
 
@@ -71,16 +72,16 @@ def render(template: str, shop: str, locale: str, gettext: Callable[[str], str],
 
 
 def in_shopify_admin(page: Page) -> Response:
-    """The GET of a page inside Shopify admin: only that shop's admin may frame it."""
+    """The GET of a page inside Shopify admin: only that shop's admin may frame it (`app.web.csp`)."""
     c = _c()
     shop = verify.sanitize_shop(request.args.get("shop"))
     if shop is None:
         abort(400, "shop must be a *.myshopify.com domain")
     with c.sessions() as s:
         locale = s.scalar(select(Shop.locale).where(Shop.platform == "shopify", Shop.domain == shop))
-    response = Response(page(shop, best_locale(locale), host=request.args.get("host", "")), mimetype="text/html")
-    response.headers["Content-Security-Policy"] = f"frame-ancestors https://{shop} {c.settings.shopify_admin_origin};"
-    return response
+    html = page(shop, best_locale(locale), host=request.args.get("host", ""))
+    return admin_response(html, (f"https://{shop}", c.settings.shopify_admin_origin),
+                          app_bridge_url=c.settings.app_bridge_url)
 
 
 def _store_shop() -> tuple[str, str, str]:
@@ -96,11 +97,8 @@ def _store_shop() -> tuple[str, str, str]:
 
 
 def _store_response(html: str, domain: str) -> Response:
-    response = Response(html, mimetype="text/html")
-    response.headers["Content-Security-Policy"] = f"frame-ancestors {store_origin(domain)};"
-    response.headers["Cache-Control"] = "no-store"  # the page carries a session token
-    response.headers["Referrer-Policy"] = "no-referrer"
-    return response
+    """A store admin's page: only the store's origin may frame it; it carries the session token (`app.web.csp`)."""
+    return admin_response(html, (store_origin(domain),), private=True)
 
 
 def in_store_admin(page: Page) -> Response:
