@@ -4,7 +4,9 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import structlog
 from flask import Flask, Response, jsonify
+from sqlalchemy.exc import DataError
 from werkzeug.exceptions import HTTPException
 
 from app import log
@@ -38,6 +40,7 @@ def create_app(settings: Settings | None = None, *, container: Container | None 
     )
     from app.web import exports as exports_web
     from app.web import journeys as journeys_web
+    from app.web import openapi as openapi_web
     from app.web import referrals as referrals_web
     from app.web import segments_admin as segments_web
     from connectors.shopify import routes as shopify_routes
@@ -60,11 +63,21 @@ def create_app(settings: Settings | None = None, *, container: Container | None 
     app.register_blueprint(segments_web.bp)
     app.register_blueprint(shopify_routes.bp)
     app.register_blueprint(woocommerce_routes.bp)
+    app.register_blueprint(openapi_web.bp)
     ratelimit.init(app, settings)
 
     @app.errorhandler(NotInstalled)
     def not_installed(exc: NotInstalled) -> tuple[Response, int]:
         return jsonify(error="shop is not installed"), 401
+
+    @app.errorhandler(DataError)
+    def refused_value(exc: DataError) -> tuple[Response, int]:
+        """The database refused a value the request carried (on PostgreSQL: a NUL character in text, a number out
+        of its column's range, text too long). The request's transaction rolled back, so nothing changed, and the
+        fault is the input's: 400 with what went wrong, not a 500. The value itself is not logged."""
+        structlog.get_logger(__name__).warning("request_value_refused", error=type(exc.orig).__name__)
+        return jsonify(error="the request holds a value that cannot be stored (a NUL character, or a number or "
+                             "text out of range)"), 400
 
     @app.errorhandler(HTTPException)
     def http_error(exc: HTTPException) -> tuple[Response, int]:

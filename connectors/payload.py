@@ -15,6 +15,21 @@ from typing import Any
 from connectors.base import Headers, MalformedPayload
 
 
+def without_nul(value: Any) -> Any:
+    """A parsed payload with every NUL character taken out of its texts and keys.
+
+    JSON may carry one (`\\u0000`), say in a customer's name or an order note, but PostgreSQL's text cannot hold
+    one: the whole order would fail to be stored and end parked, its points and messages with it. A NUL means
+    nothing in any field Encore reads, so it is dropped where the store's data comes in (webhooks and history)."""
+    if isinstance(value, str):
+        return value.replace("\x00", "") if "\x00" in value else value
+    if isinstance(value, dict):
+        return {without_nul(k): without_nul(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [without_nul(v) for v in value]
+    return value
+
+
 def header(headers: Headers, *names: str) -> str | None:
     """The first of `names` present, case-insensitively, whether `headers` is a dict or the framework's."""
     for name in names:

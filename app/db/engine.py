@@ -13,7 +13,11 @@ from sqlalchemy.orm import Session, sessionmaker
 
 
 def make_engine(url: str, **kwargs: Any) -> Engine:
-    """Create the engine; SQLite gets WAL, a busy timeout and foreign keys, PostgreSQL a sized pool."""
+    """Create the engine; SQLite gets WAL, a busy timeout and foreign keys, PostgreSQL a sized pool.
+
+    A failed statement's error never carries its parameters (`hide_parameters`): they hold customers' emails,
+    names and tokens, and the error goes to the log."""
+    kwargs.setdefault("hide_parameters", True)
     if url.startswith("sqlite"):
         path = url.split("///", 1)[-1]
         if path and path != ":memory:":

@@ -138,7 +138,7 @@ def redeem() -> Any:
     body = request.get_json(silent=True) or {}
     reward_id, key = body.get("reward_id"), body.get("request_key")
     if not isinstance(reward_id, int) or isinstance(reward_id, bool) or not isinstance(key, str) \
-            or not 8 <= len(key) <= 64:
+            or not 8 <= len(key) <= 64 or "\x00" in key:  # PostgreSQL's text cannot hold a NUL
         return _error(400, "bad_request", "a redemption names a reward (reward_id) and a request_key of 8-64 characters")
     c = _container()
     try:

@@ -26,11 +26,13 @@ from app.bootstrap import Container
 from app.core.referrals import ReferralError, mask_email
 from app.db.models import Referral, Shop
 from app.i18n import LOCALES, best_locale, translations
+from app.web import inputs
 from app.web.auth import session_token_required
 from app.web.proxy import Refused, refused, shopper
 from app.web.public import HEADERS
 
 bp = Blueprint("referrals", __name__)
+bp.before_request(inputs.refuse_nul)  # NUL in the path or the body: 404 / 400, not a database error
 bp.register_error_handler(Refused, refused)
 STATUSES = ("invited", "ordered", "rewarded", "blocked", "void")
 PAGE = 200
@@ -67,7 +69,7 @@ def landing(code: str) -> Response:
         shop = s.get(Shop, who.shop_id)
         assert shop is not None  # shopper() found it installed
         lang = _language(shop.locale)
-        view = referrals.landing(s, who.shop_id, code, lang)
+        view = referrals.landing(s, who.shop_id, "" if inputs.NUL in code else code, lang)  # NUL: no such code
     context: dict[str, Any] = {"shop_name": view.shop_name, "store_url": view.store_url, "offer": view.offer}
     if not view.enabled:
         return _page(lang, view="ended", **context)
@@ -82,6 +84,8 @@ def _claim(c: Container, shop_id: int, code: str, lang: str, context: dict[str, 
     _ = translations(lang, referrals.DOMAIN).gettext
     email = request.form.get("email", "")
     try:
+        if inputs.NUL in email:  # no address has one, and PostgreSQL's text cannot hold one
+            raise referrals.InvalidEmail("please enter a valid email address")
         got = referrals.claim(c, shop_id, code, email, c.clock.now(), lambda sid: shops.store_platform(c, sid))
     except referrals.InvalidEmail:
         return _page(lang, 422, view="offer", email=email, error=_("Please enter a valid email address."), **context)
@@ -141,6 +145,7 @@ def list_referrals() -> Any:
 @bp.post("/api/admin/referrals/<int:referral_id>/override")
 @session_token_required
 def override(referral_id: int) -> Any:
+    inputs.row_id(referral_id)  # 404 beyond a BIGINT, not an overflow in the database
     body, c = _body(), _c()
     staff, note = body.get("staff"), body.get("note")
     if not isinstance(staff, str) or not isinstance(note, str):

@@ -25,7 +25,7 @@ import orjson
 
 from app.core import model as m
 from connectors.base import HistoryPage, MalformedPayload, StaleCursor
-from connectors.payload import codes, money, opt, required_when, when
+from connectors.payload import codes, money, opt, required_when, when, without_nul
 from connectors.shopify.client import ShopifyApiError, ShopifyClient, ShopifyResultGone
 from connectors.shopify.translate import PAYMENT
 
@@ -211,7 +211,7 @@ class ShopifyHistory:
         end = offset
         for raw, after in self.client.jsonl(url, offset):
             try:
-                obj = orjson.loads(raw)
+                obj = without_nul(orjson.loads(raw))
             except orjson.JSONDecodeError as exc:
                 raise MalformedPayload(f"bulk result line is not JSON: {exc}") from exc
             if "__parentId" in obj:

@@ -11,7 +11,7 @@ from app.core import commands as c
 from app.core import model as m
 from app.core.referrals import ship_to
 from connectors.base import MalformedPayload
-from connectors.payload import codes
+from connectors.payload import codes, without_nul
 from connectors.payload import ident as _id
 from connectors.payload import money as _money
 from connectors.payload import obj as _obj
@@ -206,6 +206,6 @@ TOPICS: dict[str, Callable[[int, Any], list[c.Command]]] = {
 def translate(shop_id: int, topic: str, payload: Any) -> list[c.Command]:
     """Turn one delivery into commands; raise MalformedPayload with a clear reason when it cannot."""
     try:
-        return TOPICS[topic](shop_id, payload)
+        return TOPICS[topic](shop_id, without_nul(payload))
     except (KeyError, TypeError, AttributeError) as exc:
         raise MalformedPayload(f"{topic}: unexpected shape ({type(exc).__name__}: {exc})") from exc

@@ -16,6 +16,7 @@ from typing import Any
 from app.core import commands as c
 from app.core.model import CustomerRecord, OrderRecord
 from connectors.base import HistoryPage, MalformedPayload
+from connectors.payload import without_nul
 from connectors.woocommerce import translate
 from connectors.woocommerce.client import PER_PAGE, WooCommerceClient
 
@@ -65,7 +66,7 @@ class WooCommerceHistory:
         for item in items:
             try:
                 if phase == "customers":
-                    customers.append(translate.customer(item))
+                    customers.append(translate.customer(without_nul(item)))
                     continue
                 for cmd in translate.translate(self.shop_id, "order.updated", item):  # [] for checkout-draft
                     if isinstance(cmd, c.ObserveOrder):

@@ -22,7 +22,7 @@ from app.core import commands as c
 from app.core import model as m
 from app.core.referrals import ship_to
 from connectors.base import MalformedPayload
-from connectors.payload import codes, required_when, when
+from connectors.payload import codes, required_when, when, without_nul
 from connectors.payload import ident as _id
 from connectors.payload import money as _money
 from connectors.payload import obj as _obj
@@ -229,6 +229,6 @@ def translate(shop_id: int, topic: str, payload: Any) -> list[c.Command]:
     if handler is None:
         raise MalformedPayload(f"{topic!r}: not a WooCommerce topic Encore handles")
     try:
-        return handler(shop_id, payload)
+        return handler(shop_id, without_nul(payload))
     except (KeyError, TypeError, AttributeError) as exc:
         raise MalformedPayload(f"{topic}: unexpected shape ({type(exc).__name__}: {exc})") from exc

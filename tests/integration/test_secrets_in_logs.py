@@ -84,3 +84,15 @@ def test_an_install_a_webhook_a_redemption_and_a_send_log_no_secret(
         secrets["webhook secret"] = webhook_secret
     found = {name for name, value in secrets.items() if value and value.lower() in logged.lower()}
     assert not found, f"in the logs: {sorted(found)}"
+
+
+def test_a_failed_statement_does_not_carry_its_parameters_into_the_log(container: Any) -> None:
+    """SQLAlchemy writes a failed statement's parameters into its error, and the error goes to the log (an inbox
+    row that fails logs its traceback): the engine hides them, on SQLite and on PostgreSQL alike."""
+    from sqlalchemy import text
+    from sqlalchemy.exc import DBAPIError
+
+    with pytest.raises(DBAPIError) as failed, container.sessions() as s:
+        s.execute(text("SELECT :email FROM no_such_table"), {"email": SHOPPER})
+    assert SHOPPER not in str(failed.value) and "no_such_table" in str(failed.value)
+    assert "parameters hidden" in str(failed.value)

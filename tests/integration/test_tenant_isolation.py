@@ -54,6 +54,7 @@ PROXY, LINK, WEBHOOK, INSTALL, PUBLIC, DEV, OPERATOR = (
 # endpoint -> how a request to it is authenticated
 ROUTES: dict[str, str] = {
     "ops.healthz": PUBLIC, "ops.readyz": PUBLIC, "static": PUBLIC, "ops.metrics": OPERATOR,
+    "openapi.spec": PUBLIC,
     "webhooks.receive": WEBHOOK, "public.sms_inbound": WEBHOOK,
     "shopify.install": INSTALL, "shopify.callback": INSTALL, "shopify.app_home": INSTALL,
     "woocommerce.connect": INSTALL, "woocommerce.callback": INSTALL, "woocommerce.connected": INSTALL,
