@@ -1,7 +1,8 @@
 """The development outbox: where the embedded default's captured emails can be read, as customers would get
 them. Only in development and only when no SMTP server is set (so email really is captured): elsewhere every
 route is 404. An email's HTML is served on its own URL under a `sandbox` Content-Security-Policy and framed in a
-sandboxed iframe, so nothing in it runs."""
+sandboxed iframe, so nothing in it runs. The outbox pages themselves run under the admin pages' policy
+(app/web/csp.py), framed by nobody."""
 
 from __future__ import annotations
 
@@ -9,6 +10,7 @@ from flask import Blueprint, Response, abort, current_app, render_template
 
 from app.bootstrap import Container
 from app.channels.outbox import list_messages, read_message
+from app.web import csp
 
 bp = Blueprint("outbox", __name__, url_prefix="/dev/outbox")
 SANDBOX = "sandbox; default-src 'none'; img-src data: https: http:; style-src 'unsafe-inline'"
@@ -22,16 +24,17 @@ def _folder() -> str:
 
 
 @bp.get("")
-def index() -> str:
-    return render_template("outbox.html", messages=list_messages(_folder(), limit=200), message=None)
+def index() -> Response:
+    return csp.admin_response(render_template("outbox.html", messages=list_messages(_folder(), limit=200),
+                                              message=None), ())
 
 
 @bp.get("/<message_id>")
-def show(message_id: str) -> str:
+def show(message_id: str) -> Response:
     message = read_message(_folder(), message_id)
     if message is None:
         abort(404)
-    return render_template("outbox.html", messages=None, message=message)
+    return csp.admin_response(render_template("outbox.html", messages=None, message=message), ())
 
 
 @bp.get("/<message_id>/html")
