@@ -63,16 +63,7 @@ def _page(shop: str, locale: str, *, host: str = "", session_token: str = "") ->
                         rfm_names=analytics_csv.rfm_names(gettext(locale)))
 
 
-@bp.get("/admin/analytics")
-def page() -> Response:
-    """Inside Shopify admin, in the shop's language."""
-    return pages.in_shopify_admin(_page)
-
-
-@bp.post("/admin/analytics")
-def store_page() -> Response:
-    """From a store's own admin, in the language it posted."""
-    return pages.in_store_admin(_page)
+pages.add_page(bp, "/admin/analytics", _page)
 
 
 # --- the figures -------------------------------------------------------------------------------------------------

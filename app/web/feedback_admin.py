@@ -48,16 +48,7 @@ def _page(shop: str, locale: str, *, host: str = "", session_token: str = "") ->
     return pages.render("feedback.html", shop, locale, gettext(locale), host=host, session_token=session_token)
 
 
-@bp.get("/admin/feedback")
-def page() -> Response:
-    """Inside Shopify admin (only that shop's admin may frame it), in the shop's language."""
-    return pages.in_shopify_admin(_page)
-
-
-@bp.post("/admin/feedback")
-def store_page() -> Response:
-    """From a store's own admin: its session token comes in a form post (never in an address) and stays in the page."""
-    return pages.in_store_admin(_page)
+pages.add_page(bp, "/admin/feedback", _page)
 
 
 # --- the API -----------------------------------------------------------------------------------------------------

@@ -71,17 +71,7 @@ def _page(shop: str, locale: str, *, host: str = "", session_token: str = "") ->
     return pages.render("loyalty.html", shop, locale, gettext(locale), host=host, session_token=session_token)
 
 
-@bp.get("/admin/loyalty")
-def page() -> Response:
-    """Inside Shopify admin, in the shop's language: the page needs no ID token of its own."""
-    return pages.in_shopify_admin(_page)
-
-
-@bp.post("/admin/loyalty")
-def store_page() -> Response:
-    """From a store's own admin (WordPress): the admin page posts its session token here (never in an address),
-    and this page carries it on, as the admin page does."""
-    return pages.in_store_admin(_page)
+pages.add_page(bp, "/admin/loyalty", _page)
 
 
 @bp.post("/admin/home")

@@ -17,7 +17,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, Protocol
 
-from flask import Response, abort, current_app, render_template, request, url_for
+from flask import Blueprint, Response, abort, current_app, render_template, request, url_for
 from sqlalchemy import select
 
 from app.bootstrap import Container
@@ -69,6 +69,14 @@ def render(template: str, shop: str, locale: str, gettext: Callable[[str], str],
         template, shop=shop, locale=locale, _=gettext, session_token=session_token, host=host,
         api_key=c.settings.shopify_api_key if framed else "", app_bridge_url=c.settings.app_bridge_url if framed else "",
         admin_url=url_for("shopify.app_home", embedded="1", shop=shop, host=host) if framed else "", **context)
+
+
+def add_page(bp: Blueprint, path: str, page: Page) -> None:
+    """An admin page's two routes on its blueprint: GET inside Shopify admin, in the shop's language (endpoint
+    `page`), and POST from a store's own admin (WordPress), which posts its session token (never in an address)
+    for the page to carry on (endpoint `store_page`)."""
+    bp.add_url_rule(path, "page", lambda: in_shopify_admin(page), methods=["GET"])
+    bp.add_url_rule(path, "store_page", lambda: in_store_admin(page), methods=["POST"])
 
 
 def in_shopify_admin(page: Page) -> Response:

@@ -55,16 +55,7 @@ def _page(shop: str, locale: str, *, host: str = "", session_token: str = "") ->
                         fields={name: list(f.ops) for name, f in FIELDS.items()})
 
 
-@bp.get("/admin/segments")
-def page() -> Response:
-    """Inside Shopify admin, in the shop's language."""
-    return pages.in_shopify_admin(_page)
-
-
-@bp.post("/admin/segments")
-def store_page() -> Response:
-    """From a store's own admin, in the language it posted."""
-    return pages.in_store_admin(_page)
+pages.add_page(bp, "/admin/segments", _page)
 
 
 # --- the API -----------------------------------------------------------------------------------------------------
