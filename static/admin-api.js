@@ -8,13 +8,19 @@ window.encoreAdmin = (function () {
 
   class SessionExpired extends Error {}
 
-  // { ok, status, data }: a refusal with an `error` is the caller's to show; anything else unexpected throws.
-  async function call(path, method, body) {
+  // The response itself, for what is not JSON (a CSV download); throws SessionExpired when the page's token ran out.
+  async function send(path, method, body) {
     const token = window.shopify ? await window.shopify.idToken() : pageToken;
     const options = { method: method || "GET", headers: { Authorization: "Bearer " + token } };
     if (body !== undefined) { options.body = JSON.stringify(body); options.headers["Content-Type"] = "application/json"; }
     const response = await fetch(path, options);
     if (response.status === 401 && !window.shopify) throw new SessionExpired(expired);
+    return response;
+  }
+
+  // { ok, status, data }: a refusal with an `error` is the caller's to show; anything else unexpected throws.
+  async function call(path, method, body) {
+    const response = await send(path, method, body);
     let data = null;
     try { data = await response.json(); } catch (e) { data = null; }
     if (!response.ok && !(data && data.error)) throw new Error(path + ": HTTP " + response.status);
@@ -37,5 +43,5 @@ window.encoreAdmin = (function () {
     return template.replace(/\{(\w+)\}/g, (_, k) => (values[k] == null ? "" : String(values[k])));
   }
 
-  return { call, oops, say, fill };
+  return { call, send, oops, say, fill, SessionExpired };
 })();

@@ -7,7 +7,6 @@
   const L = JSON.parse(document.getElementById("analytics-labels").textContent);
   const C = window.EncoreCharts;
   const lang = document.documentElement.lang;
-  const pageToken = document.body.dataset.sessionToken;
   const $ = (sel, root) => (root || document).querySelector(sel);
   const API = "/api/admin/analytics";
   const POLL_MS = 3000;
@@ -15,11 +14,7 @@
   const state = { currency: "USD", zone: "UTC", listing: { page: 1, sort: "revenue", order: "desc" }, drawers: new Map(),
                   polling: null, asked: null };
 
-  class SessionExpired extends Error {}
-
-  function fill(template, values) {
-    return template.replace(/\{(\w+)\}/g, (_, k) => (values[k] == null ? "" : String(values[k])));
-  }
+  const { send, fill, oops, SessionExpired } = window.encoreAdmin;  // static/admin-api.js
 
   // --- formatting ------------------------------------------------------------------------------------------------
 
@@ -47,31 +42,17 @@
 
   // --- talking to the API ----------------------------------------------------------------------------------------
 
-  async function fetchWithToken(path, method) {
-    const token = window.shopify ? await window.shopify.idToken() : pageToken;
-    const response = await fetch(path, { method: method || "GET", headers: { Authorization: "Bearer " + token } });
-    if (response.status === 401 && !window.shopify) throw new SessionExpired(L.expired);
-    return response;
-  }
-
+  // The data of a JSON answer; a refusal throws its error, shown by oops().
   async function call(path, method) {
-    const response = await fetchWithToken(path, method);
-    let data = null;
-    try { data = await response.json(); } catch (e) { data = null; }
-    if (!response.ok) throw new Error((data && data.error) || path + ": HTTP " + response.status);
+    const { ok, data } = await window.encoreAdmin.call(path, method);
+    if (!ok) throw new Error(data.error);
     return data;
-  }
-
-  function oops(error) {
-    const p = $("#error");
-    p.textContent = error instanceof Error ? error.message : String(error);
-    p.hidden = false;
   }
 
   // A CSV link: fetched with the session token, then saved under the name the server gave it.
   async function download(link) {
     try {
-      const response = await fetchWithToken(link.getAttribute("href") + "?locale=" + encodeURIComponent(lang));
+      const response = await send(link.getAttribute("href") + "?locale=" + encodeURIComponent(lang));
       if (!response.ok) throw new Error("HTTP " + response.status);
       const name = /filename="([^"]+)"/.exec(response.headers.get("Content-Disposition") || "");
       const url = URL.createObjectURL(await response.blob());
