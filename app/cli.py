@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import threading
 import time
+from typing import Any
 
 import click
 import structlog
@@ -109,7 +110,7 @@ def worker(burst: bool, dispatching: bool, shards: tuple[int, ...]) -> None:
     from rq.serializers import JSONSerializer
     from sqlalchemy.orm import configure_mappers
 
-    from app import connections, imports, inbox, shops
+    from app import connections, feedback, imports, inbox, shops
     from app.analytics import refresh
     from app.bootstrap import bootstrap
     from app.queue import RQQueue
@@ -131,6 +132,16 @@ def worker(burst: bool, dispatching: bool, shards: tuple[int, ...]) -> None:
     configure_mappers()
     stop = threading.Event()
 
+    class EncoreWorker(Worker):
+        """RQ's worker, remembering that it was asked to stop (SIGTERM or SIGINT, RQ's request_stop), so that the
+        loop below ends then instead of starting RQ's loop again."""
+
+        asked_to_stop = False
+
+        def request_stop(self, signum: Any, frame: Any) -> None:
+            self.asked_to_stop = True
+            super().request_stop(signum, frame)  # type: ignore[no-untyped-call]
+
     def relay() -> None:
         last_keep_alive = last_reconcile = last_alerts = 0.0
         while not stop.wait(0.25):
@@ -138,7 +149,8 @@ def worker(burst: bool, dispatching: bool, shards: tuple[int, ...]) -> None:
                 inbox.relay(c)
                 if time.monotonic() - last_alerts > 5:
                     last_alerts = time.monotonic()
-                    c.queue.enqueue("deliver_feedback_alerts")  # a low survey answer reaches the merchant at once
+                    if feedback.any_due(c, c.clock.now()):  # a low survey answer reaches the merchant at once
+                        c.queue.enqueue("deliver_feedback_alerts")
                 if time.monotonic() - last_reconcile > 60:
                     last_reconcile = time.monotonic()
                     for shop_id in connections.due_for_reconciling(c):
@@ -165,11 +177,11 @@ def worker(burst: bool, dispatching: bool, shards: tuple[int, ...]) -> None:
         while True:
             rq_worker = None
             try:
-                rq_worker = Worker(queues, connection=c.queue.redis, serializer=JSONSerializer)
+                rq_worker = EncoreWorker(queues, connection=c.queue.redis, serializer=JSONSerializer)
                 rq_worker.work(burst=burst, with_scheduler=not burst)
             except RedisError:  # Redis unreachable at start, or at the teardown after RQ's loop quit
                 log.exception("worker_redis_unreachable")
-            if burst or (rq_worker is not None and rq_worker._stop_requested):
+            if burst or (rq_worker is not None and rq_worker.asked_to_stop):
                 break
             # RQ's loop quits on any error it meets outside a job, such as Redis restarting: start it again (the
             # relay and the dispatcher went on meanwhile; the relay re-enqueues what Redis lost).

@@ -229,11 +229,13 @@ def test_a_transient_failure_is_retried_with_backoff_without_sending_again_what_
     c = container
     x, item_id = low_answer(c, emails="ops@example.com", webhook_url=f"{receiver.origin}/hook")
     receiver.answers = [(503, {}), (503, {"Retry-After": "600"})]
+    assert feedback.any_due(c, NOW)  # what `encore worker` asks before it enqueues a delivery
     feedback.deliver_due(c, NOW)
     row = item_row(c, x.shop_id)
     assert row is not None and (row.alert_status, row.alert_attempts) == ("pending", 1)
     assert row.alert_next_at is not None and NOW + timedelta(seconds=45) <= row.alert_next_at <= NOW + timedelta(seconds=75)
     assert "webhook: HTTP 503" in (row.alert_error or "")
+    assert not feedback.any_due(c, row.alert_next_at - timedelta(seconds=1)) and feedback.any_due(c, row.alert_next_at)
     assert feedback.deliver_due(c, row.alert_next_at - timedelta(seconds=1)) == 0  # not yet
     feedback.deliver_due(c, row.alert_next_at)
     row = item_row(c, x.shop_id)
@@ -244,6 +246,7 @@ def test_a_transient_failure_is_retried_with_backoff_without_sending_again_what_
     assert row is not None and (row.alert_status, row.alert_attempts, row.alert_error) == ("sent", 3, None)
     assert len(mail(outbox)) == 1  # the email went once
     assert [d.headers["webhook-id"] for d in receiver.deliveries] == [f"feedback-alert:{item_id}"] * 3  # one id: dedupe
+    assert not feedback.any_due(c, NOW + timedelta(days=1))  # sent: nothing left to enqueue
 
 
 def test_a_refusal_fails_at_once_and_retries_stop_after_the_bound(container: Container, outbox: Path,

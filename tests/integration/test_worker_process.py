@@ -72,3 +72,29 @@ def test_worker_process_relays_and_processes_and_survives_sigkill(settings: Any,
     with c.sessions() as s:
         assert s.scalar(select(func.count()).select_from(t.Order)) == 40
         assert s.scalar(select(func.count()).select_from(t.EventRow).where(t.EventRow.type == "OrderPlaced")) == 40
+
+
+def test_sigterm_ends_the_worker_instead_of_restarting_its_loop(settings: Any, make_container: Any, pg_schema: str,
+                                                               tmp_path: Path) -> None:
+    """`encore worker` starts RQ's loop again after a Redis error, but a stop request (SIGTERM, as a process manager
+    sends on deploy) must end it: RQ finishes, the worker remembers it was asked, and the process exits 0."""
+    import signal
+
+    from app.queue import RQQueue
+
+    name = f"encore-term-{uuid.uuid4().hex[:8]}"
+    assert REDIS_URL
+    c: Container = make_container(settings.with_(redis_url=REDIS_URL, queue_name=name), queue=RQQueue(REDIS_URL, name))
+    shop_id = add_shop(c)
+    inbox.store(c, shop_id=shop_id, platform="shopify", topic="orders/create", event_id="e-term",
+                body=json.dumps(dict(sample.ORDER, fulfillments=[])).encode())
+    with (tmp_path / "worker.log").open("ab") as log:
+        worker = start_worker(c, pg_schema, name, log)
+        try:
+            assert wait_for(lambda: done(c) == 1), "the worker processed nothing"
+            worker.popen.send_signal(signal.SIGTERM)
+            assert worker.popen.wait(30) == 0
+        finally:
+            if worker.alive():
+                worker.kill9()
+    assert "worker_restarting" not in (tmp_path / "worker.log").read_text(errors="replace")
