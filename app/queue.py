@@ -203,11 +203,22 @@ class RQQueue:
             return [int(n) for n in pipe.execute()]
 
     def oldest_waiting(self) -> list[datetime | None]:
-        heads = []
-        for queue in self.shard_queues:
-            jobs = queue.get_jobs(0, 1)  # the head of the list: the next job a worker takes
-            heads.append(jobs[0].enqueued_at if jobs else None)
-        return heads
+        """Two round trips whatever the number of shards: the head of every queue (the next job a worker takes),
+        then when each of those jobs was enqueued. A job that ended in between reads as None (nothing waiting)."""
+        from rq.job import Job
+        from rq.utils import str_to_date
+
+        with self.redis.pipeline(transaction=False) as pipe:
+            for queue in self.shard_queues:
+                pipe.lindex(queue.key, 0)
+            heads = pipe.execute()
+        with self.redis.pipeline(transaction=False) as pipe:
+            for head in heads:
+                if head is not None:
+                    pipe.hget(Job.key_for(head.decode() if isinstance(head, bytes) else head), "enqueued_at")
+            stamps = iter(pipe.execute())
+        found = [None if head is None else next(stamps) for head in heads]
+        return [str_to_date(at) if at else None for at in found]
 
     def depth(self) -> int:
         """Jobs waiting in the Redis queues (the metrics' queue depth)."""
