@@ -29,6 +29,7 @@ def create_app(settings: Settings | None = None, *, container: Container | None 
         analytics_admin,
         csv_import,
         feedback_admin,
+        inputs,
         loyalty_admin,
         ops,
         outbox,
@@ -65,6 +66,7 @@ def create_app(settings: Settings | None = None, *, container: Container | None 
     app.register_blueprint(woocommerce_routes.bp)
     app.register_blueprint(openapi_web.bp)
     ratelimit.init(app, settings)
+    app.before_request(inputs.refuse_unstorable)  # what the database cannot hold: 404 / 400, not a 500
 
     @app.errorhandler(NotInstalled)
     def not_installed(exc: NotInstalled) -> tuple[Response, int]:

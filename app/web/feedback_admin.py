@@ -22,12 +22,11 @@ from app.bootstrap import Container
 from app.core.feedback import InvalidRouting, Routing
 from app.db.models import Shop
 from app.i18n import translations
-from app.web import inputs, pages
+from app.web import pages
 from app.web.auth import session_token_required
 from app.web.loyalty_admin import _invalid, _staff
 
 bp = Blueprint("feedback_admin", __name__)
-bp.before_request(inputs.refuse_nul)  # NUL in the path or the body: 404 / 400, not a database error
 
 
 def _c() -> Container:
@@ -73,7 +72,6 @@ def list_items() -> Response | tuple[Response, int]:
 @session_token_required
 def resolve(item_id: int) -> Response | tuple[Response, int]:
     """Resolve an open item: the staff member (the Shopify user of the session token, else `staff`) and `note`."""
-    inputs.row_id(item_id)  # 404 beyond a BIGINT, not an overflow in the database
     c = _c()
     body = request.get_json(silent=True)
     if not isinstance(body, dict):

@@ -1,8 +1,11 @@
-"""What the admin API refuses before a view reads a request, because the database would fail on it (a 500):
+"""What the JSON API (`/api/...`) refuses before a view reads a request, because the database would fail on it
+(a 500) while no stored row could ever match it. Registered once for the whole app (app/factory.py):
 
-- a row id in the path beyond a BIGINT (Werkzeug's `<int:...>` takes any number of digits): no row has it, 404;
-- text with a NUL character in the path or the JSON body: PostgreSQL's text columns cannot hold one (the driver
-  raises DataError even for a comparison), and no id, key, name or note has one. 404 in the path, 400 in the body.
+- a row id in the path beyond a BIGINT (Werkzeug's `<int:...>` takes any number of digits): 404;
+- text with a NUL character in the path (404), the query or the JSON body (400): PostgreSQL's text cannot hold
+  one (the driver raises DataError even for a comparison), and no id, key, name or note has one.
+
+It runs before the views' own checks (the session token too): the answer depends on nothing stored.
 """
 
 from __future__ import annotations
@@ -13,13 +16,6 @@ from flask import abort, request
 
 BIGINT_MAX = 2**63 - 1
 NUL = "\x00"
-
-
-def row_id(value: int) -> int:
-    """`value`, or 404 when no row can have it."""
-    if not 0 <= value <= BIGINT_MAX:
-        abort(404)
-    return value
 
 
 def has_nul(value: Any) -> bool:
@@ -33,11 +29,14 @@ def has_nul(value: Any) -> bool:
     return False
 
 
-def refuse_nul() -> None:
-    """A blueprint's `before_request` for its JSON API routes (`/api/...`; its pages are left alone)."""
+def refuse_unstorable() -> None:
+    """The app's `before_request` for its JSON API routes; pages and the other routes are left alone."""
     if not request.path.startswith("/api/"):
         return
-    if has_nul(list((request.view_args or {}).values())):
+    path_values = list((request.view_args or {}).values())
+    if has_nul(path_values) or any(isinstance(v, int) and not 0 <= v <= BIGINT_MAX for v in path_values):
         abort(404)
+    if has_nul([text for pair in request.args.items(multi=True) for text in pair]):
+        abort(400, "text cannot contain NUL characters")
     if request.is_json and has_nul(request.get_json(silent=True)):
         abort(400, "text cannot contain NUL characters")

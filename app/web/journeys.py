@@ -26,11 +26,9 @@ from app.channels import ChannelNotConfigured
 from app.core.journeys import Channel, Condition, Incentive, Journey, Step, to_data
 from app.core.ports import OutboundMessage
 from app.db import models as t
-from app.web import inputs
 from app.web.auth import session_token_required
 
 bp = Blueprint("journeys", __name__)
-bp.before_request(inputs.refuse_nul)  # NUL in the path or the body: 404 / 400, not a database error
 log = structlog.get_logger(__name__)
 
 UNITS = {"minutes": 60, "hours": 3600, "days": 86400}
@@ -413,7 +411,6 @@ def journey_figures(key: str) -> Response:
 @bp.post("/api/admin/messages/<int:message_id>/resend")
 @session_token_required
 def resend(message_id: int) -> Response:
-    inputs.row_id(message_id)  # 404 beyond a BIGINT, not an overflow in the database
     if not dispatch.resend(_c(), g.shop_id, message_id):
         abort(404, "no failed or parked message with that id")
     return jsonify(id=message_id, status="pending")

@@ -32,7 +32,6 @@ from app.web.proxy import Refused, refused, shopper
 from app.web.public import HEADERS
 
 bp = Blueprint("referrals", __name__)
-bp.before_request(inputs.refuse_nul)  # NUL in the path or the body: 404 / 400, not a database error
 bp.register_error_handler(Refused, refused)
 STATUSES = ("invited", "ordered", "rewarded", "blocked", "void")
 PAGE = 200
@@ -145,7 +144,6 @@ def list_referrals() -> Any:
 @bp.post("/api/admin/referrals/<int:referral_id>/override")
 @session_token_required
 def override(referral_id: int) -> Any:
-    inputs.row_id(referral_id)  # 404 beyond a BIGINT, not an overflow in the database
     body, c = _body(), _c()
     staff, note = body.get("staff"), body.get("note")
     if not isinstance(staff, str) or not isinstance(note, str):
