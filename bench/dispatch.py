@@ -614,16 +614,10 @@ CLK_TCK = os.sysconf("SC_CLK_TCK")
 
 def postgres_cpu() -> float:
     """CPU seconds used so far by every PostgreSQL process on the machine."""
-    used = 0.0
-    for stat in Path("/proc").glob("[0-9]*/stat"):
-        try:
-            raw = stat.read_text()
-        except OSError:
-            continue
-        if raw[raw.index("(") + 1:raw.rindex(")")].startswith("postgres"):
-            fields = raw[raw.rindex(")") + 2:].split()
-            used += (int(fields[11]) + int(fields[12])) / CLK_TCK
-    return used
+    from intake import process_stats  # bench/ is on the path: this script's own folder
+
+    return sum((int(fields[11]) + int(fields[12])) / CLK_TCK
+               for _proc, comm, fields in process_stats() if comm.startswith("postgres"))
 
 
 def machine_busy() -> tuple[float, float]:

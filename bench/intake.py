@@ -39,6 +39,7 @@ import urllib.error
 import urllib.request
 import uuid
 import zlib
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -346,22 +347,28 @@ def redis_client(url: str) -> Any:
 CLK_TCK = os.sysconf("SC_CLK_TCK")
 
 
-def cpu_snapshot(server_pgrp: int) -> dict[str, float]:
-    """CPU seconds so far: the contender's gunicorn processes, PostgreSQL, Redis, wrk (our waited children)
-    and the whole machine."""
-    out = {"server": 0.0, "server_sys": 0.0, "server_ctx_switches": 0.0, "postgres": 0.0, "redis": 0.0}
+def process_stats() -> Iterator[tuple[Path, str, list[str]]]:
+    """Every process now: its /proc directory, its command name, and its stat fields after the name (fields[2] is
+    the process group; fields[11] to [14] the user and system CPU ticks of the process, then of its waited
+    children). The benches' CPU accounting reads this (here, bench/dispatch.py and bench/load.py)."""
     for stat in Path("/proc").glob("[0-9]*/stat"):
         try:
             raw = stat.read_text()
         except OSError:
             continue
-        comm = raw[raw.index("(") + 1:raw.rindex(")")]
-        fields = raw[raw.rindex(")") + 2:].split()
+        yield stat.parent, raw[raw.index("(") + 1:raw.rindex(")")], raw[raw.rindex(")") + 2:].split()
+
+
+def cpu_snapshot(server_pgrp: int) -> dict[str, float]:
+    """CPU seconds so far: the contender's gunicorn processes, PostgreSQL, Redis, wrk (our waited children)
+    and the whole machine."""
+    out = {"server": 0.0, "server_sys": 0.0, "server_ctx_switches": 0.0, "postgres": 0.0, "redis": 0.0}
+    for proc, comm, fields in process_stats():
         used = (int(fields[11]) + int(fields[12])) / CLK_TCK
         if int(fields[2]) == server_pgrp:
             out["server"] += used
             out["server_sys"] += int(fields[12]) / CLK_TCK
-            for task in stat.parent.glob("task/*/status"):  # every thread's context switches
+            for task in proc.glob("task/*/status"):  # every thread's context switches
                 try:
                     out["server_ctx_switches"] += sum(int(line.split()[1]) for line in task.read_text().splitlines()
                                                       if "ctxt_switches:" in line)

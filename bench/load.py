@@ -77,6 +77,7 @@ from intake import (  # noqa: E402
     _stop_all,
     foreign_load,
     free_port,
+    process_stats,
     wait_healthy,
     with_search_path,
 )
@@ -512,13 +513,7 @@ def cpu(groups: dict[str, int]) -> dict[str, float]:
     the whole machine."""
     out = dict.fromkeys([*groups, "postgres", "redis"], 0.0)
     by_group = {pgrp: name for name, pgrp in groups.items()}
-    for stat in Path("/proc").glob("[0-9]*/stat"):
-        try:
-            raw = stat.read_text()
-        except OSError:
-            continue
-        comm = raw[raw.index("(") + 1:raw.rindex(")")]
-        fields = raw[raw.rindex(")") + 2:].split()
+    for _proc, comm, fields in process_stats():
         used = (int(fields[11]) + int(fields[12]) + int(fields[13]) + int(fields[14])) / CLK_TCK
         if int(fields[2]) in by_group:
             out[by_group[int(fields[2])]] += used
