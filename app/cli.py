@@ -17,6 +17,13 @@ log = structlog.get_logger(__name__)
 @click.group()
 def main() -> None:
     """Encore: post-purchase journeys, loyalty and referrals."""
+    from app import log
+
+    # Every command logs as the web app does: one JSON object per line, secrets redacted (app/log.py). Without
+    # this, `encore worker` logged through structlog's development console, with multi-page tracebacks that
+    # list local variables; slow to write while the database was down, and a work horse forked meanwhile
+    # inherited the held output lock and hung (the PostgreSQL-restart drill caught it).
+    log.configure(Settings.from_env().log_level)
 
 
 @main.group()

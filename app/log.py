@@ -34,13 +34,15 @@ def _redact(_logger: Any, _name: str, event: MutableMapping[str, Any]) -> Mutabl
 
 
 class _Stderr:
-    """sys.stderr as it is at each write."""
+    """structlog's logger: each rendered line to sys.stderr as it is at that moment (tests swap it), with no lock
+    of its own. structlog's PrintLogger keeps a lock per file; a work horse that RQ forks while another thread
+    holds it would wait on it forever at its first log line."""
 
-    def write(self, text: str) -> int:
-        return sys.stderr.write(text)
-
-    def flush(self) -> None:
+    def msg(self, message: str) -> None:
+        sys.stderr.write(message + "\n")
         sys.stderr.flush()
+
+    log = debug = info = warning = warn = error = err = critical = fatal = exception = failure = msg
 
 
 _STDERR = _Stderr()
@@ -58,7 +60,7 @@ def configure(level: str = "INFO") -> None:
             structlog.processors.JSONRenderer(),
         ],
         wrapper_class=structlog.make_filtering_bound_logger(logging.getLevelName(level.upper())),
-        logger_factory=structlog.PrintLoggerFactory(file=_STDERR),  # type: ignore[arg-type]
+        logger_factory=lambda *_args: _STDERR,
         cache_logger_on_first_use=True,
     )
 

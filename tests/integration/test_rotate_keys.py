@@ -81,3 +81,26 @@ def test_the_command_rotates_under_the_environments_keys(tmp_path: Path) -> None
         for container in {id(c): c, id(used): used}.values():
             container.engine.dispose()
             container.intake.dispose()
+
+
+def test_every_command_logs_one_json_object_a_line_with_secrets_redacted(tmp_path: Path,
+                                                                         capsys: pytest.CaptureFixture[str]) -> None:
+    """`encore worker` and every other command log as the web app does (app/log.py), not through structlog's
+    development console: that printed multi-page tracebacks listing local variables, and a work horse forked
+    while one was being written hung on the inherited output lock."""
+    import json
+
+    import structlog
+
+    env = {"DATABASE_URL": f"sqlite:///{tmp_path / 'log.db'}", "ENCORE_ENV": "test", "ENCORE_SECRET_KEY": "s",
+           "ENCORE_INSTANCE": str(tmp_path), "REDIS_URL": ""}
+    result = CliRunner().invoke(main, ["db", "upgrade"], env=env)
+    assert result.exit_code == 0, result.output
+    try:
+        raise RuntimeError("the database went away")
+    except RuntimeError:
+        structlog.get_logger("probe").exception("relay_failed", api_secret="s3cr3t-value")
+    [line] = [x for x in capsys.readouterr().err.splitlines() if "relay_failed" in x]
+    record = json.loads(line)
+    assert (record["event"], record["level"], record["api_secret"]) == ("relay_failed", "error", "[redacted]")
+    assert "RuntimeError: the database went away" in record["exception"] and "s3cr3t-value" not in line
